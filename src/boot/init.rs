@@ -1,0 +1,423 @@
+//! A container's init: forked by boot into the container's new namespaces,
+//! it builds the root filesystem, reports Ready, waits for Start, and execs
+//! the user's program. Talks to boot over a socketpair (`Sync` messages);
+//! the socket is close-on-exec, so boot reads end-of-stream as "exec done".
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+use crate::boot::namespaces::{self, NsPlan};
+use crate::boot::process::{self, CapPlan, ExecPlan};
+use crate::boot::rootfs::{self, RootfsContext};
+use crate::cgroups::CgroupPath;
+use crate::config::Config;
+use crate::container::hooks::{self, Stage};
+use crate::container::state::OciState;
+use crate::control::wire;
+use crate::error::{errno_text, Error, Result};
+use crate::gofer::{self, GoferRequest};
+
+/// Messages between boot and a container's init (or an exec'd process before
+/// it execs).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Sync {
+    /// boot → init: namespaces are set up from outside (id maps, cgroup).
+    Go,
+    /// init → boot: run the createRuntime/prestart hooks now.
+    RunHooks,
+    /// boot → init: hooks done.
+    HooksDone,
+    /// init → boot: the container is created; waiting for Start.
+    Ready,
+    /// boot → init: exec the program.
+    Start,
+    /// either way: something failed; the message says what.
+    Error { message: String },
+}
+
+pub fn send(sock: &UnixStream, msg: &Sync) -> Result<()> {
+    wire::send(sock, msg, &[])
+        .map_err(|e| Error::Sandbox(format!("sync with sandbox: {}", errno_text(&e))))
+}
+
+/// Receive the next sync message; `None` at end of stream.
+pub fn recv(sock: &UnixStream) -> Result<Option<Sync>> {
+    match wire::recv::<Sync, _>(sock) {
+        Ok((m, _)) => Ok(Some(m)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(Error::Sandbox(format!(
+            "sync with sandbox: {}",
+            errno_text(&e)
+        ))),
+    }
+}
+
+fn expect(sock: &UnixStream, want: &str) -> Result<()> {
+    match recv(sock)? {
+        Some(Sync::Error { message }) => Err(Error::Sandbox(message)),
+        Some(m) if format!("{m:?}") == want => Ok(()),
+        Some(m) => Err(Error::Sandbox(format!(
+            "sync with sandbox: expected {want}, got {m:?}"
+        ))),
+        None => Err(Error::Sandbox("sandbox went away".into())),
+    }
+}
+
+/// Where the container's mounts come from.
+pub enum MountSource {
+    /// The gofer's socket; it answers with descriptors.
+    Gofer(OwnedFd),
+    /// `--file-access=direct`: resolve host paths here.
+    Direct(GoferRequest),
+}
+
+pub struct InitArgs<'a> {
+    pub id: &'a str,
+    pub cfg: &'a Config,
+    pub spec: &'a Spec,
+    pub cgroup: &'a CgroupPath,
+    pub ns: &'a NsPlan,
+    pub hook_state: &'a OciState,
+    pub sync: UnixStream,
+    /// For containers whose stdio came over the control socket.
+    pub stdio: Option<[OwnedFd; 3]>,
+    pub console: Option<OwnedFd>,
+    pub mounts: MountSource,
+    pub preserved: Vec<OwnedFd>,
+}
+
+/// The child side after fork. Never returns: it execs or exits.
+pub fn child_main(args: InitArgs<'_>) -> ! {
+    crate::sys::process::reset_signals();
+    let sync = match args.sync.try_clone() {
+        Ok(s) => s,
+        Err(_) => crate::sys::process::exit_now(1),
+    };
+    let err = match run(args) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = send(
+        &sync,
+        &Sync::Error {
+            message: err.to_string(),
+        },
+    );
+    crate::sys::process::exit_now(1)
+}
+
+enum Never {}
+
+fn run(args: InitArgs<'_>) -> Result<Never> {
+    let InitArgs {
+        id: _,
+        cfg,
+        spec,
+        cgroup,
+        ns,
+        hook_state,
+        sync,
+        stdio,
+        console,
+        mounts,
+        preserved,
+    } = args;
+    // Die with the sandbox: a container never outlives its boot process.
+    crate::sys::process::set_parent_death_signal(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| Error::Sandbox(format!("set parent death signal: {e}")))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::Spec("process is required".into()))?;
+    expect(&sync, "Go")?;
+
+    if ns.new_user {
+        // Become root of the new user namespace (boot wrote the maps).
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+            .map_err(|e| Error::Sandbox(format!("setgid 0 in user namespace: {e}")))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+            .map_err(|e| Error::Sandbox(format!("setuid 0 in user namespace: {e}")))?;
+    }
+    for (flag, path) in &ns.joins {
+        namespaces::join(*flag, path)?;
+    }
+    if ns.new_cgroup {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| Error::Sandbox(format!("create cgroup namespace: {e}")))?;
+    }
+    if ns.new_time {
+        nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+            .map_err(|e| Error::Sandbox(format!("create time namespace: {e}")))?;
+        write_time_offsets(spec)?;
+    }
+    if ns.new_uts || ns.joins.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWUTS) {
+        if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+            nix::unistd::sethostname(h)
+                .map_err(|e| Error::Sandbox(format!("set hostname {h:?}: {e}")))?;
+        }
+        if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+            set_domainname(d)?;
+        }
+    }
+    if ns.new_net {
+        crate::sys::loopback_up()
+            .map_err(|e| Error::Sandbox(format!("bring up loopback: {}", errno_text(&e))))?;
+    }
+
+    let prepared = match mounts {
+        MountSource::Gofer(sock) => gofer::receive(&sock)?,
+        MountSource::Direct(req) => gofer::prepare(&req)?,
+    };
+    let ctx = RootfsContext {
+        spec,
+        cgroup,
+        cgroupns: ns.new_cgroup,
+        bind_devices: ns.new_user,
+    };
+    let root = rootfs::build(&ctx, prepared)?;
+
+    let hooks = spec.hooks().as_ref();
+    if hooks::has(hooks, Stage::Prestart) || hooks::has(hooks, Stage::CreateRuntime) {
+        send(&sync, &Sync::RunHooks)?;
+        expect(&sync, "HooksDone")?;
+    }
+    let mut state = hook_state.clone();
+    state.pid = nix::unistd::getpid().as_raw();
+    state.status = "creating".into();
+    hooks::run(hooks, Stage::CreateContainer, &state)?;
+
+    rootfs::pivot(&root)?;
+    rootfs::finish(spec, &root)?;
+    drop(root);
+
+    let terminal = if process.terminal() == Some(true) {
+        Some(open_console(process, console.as_ref())?)
+    } else {
+        None
+    };
+    drop(console);
+    let caps_plan = CapPlan::from_spec(process.capabilities().as_ref())?;
+    let plan = ExecPlan::new(process)?;
+
+    send(&sync, &Sync::Ready)?;
+    expect(&sync, "Start")?;
+
+    hooks::run(hooks, Stage::StartContainer, &state)?;
+    finish_and_exec(
+        cfg, process, &plan, &caps_plan, stdio, terminal, preserved, &sync,
+    )
+}
+
+/// The shared tail of init and exec: stdio, session, limits, identity,
+/// seccomp, exec.
+#[allow(clippy::too_many_arguments)]
+fn finish_and_exec(
+    cfg: &Config,
+    process: &oci_spec::runtime::Process,
+    plan: &ExecPlan,
+    caps_plan: &CapPlan,
+    stdio: Option<[OwnedFd; 3]>,
+    terminal: Option<OwnedFd>,
+    preserved: Vec<OwnedFd>,
+    sync: &UnixStream,
+) -> Result<Never> {
+    let _ = cfg;
+    nix::unistd::setsid().map_err(|e| Error::Sandbox(format!("setsid: {e}")))?;
+    if let Some(tty) = terminal {
+        crate::sys::set_controlling_terminal(tty.as_fd())
+            .map_err(|e| Error::Sandbox(format!("set controlling terminal: {e}")))?;
+        for target in 0..3 {
+            nix::unistd::dup2(tty.as_raw_fd(), target)
+                .map_err(|e| Error::Sandbox(format!("dup2 terminal: {e}")))?;
+        }
+    } else if let Some(fds) = stdio {
+        install_stdio(fds)?;
+    }
+    // Runtime descriptors move out of the way of --preserve-fds targets.
+    let sync_high = nix::fcntl::fcntl(
+        sync.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1000),
+    )
+    .map_err(|e| Error::Sandbox(format!("dup sync socket: {e}")))?;
+    let preserve = process::place_preserved_fds(preserved)?;
+    crate::sys::process::cloexec_from(3 + preserve)
+        .map_err(|e| Error::Sandbox(format!("close descriptors: {e}")))?;
+    let _ = sync_high;
+
+    process::apply_rlimits(process)?;
+    process::set_oom_score_adj(process)?;
+    process::set_identity(process, caps_plan)?;
+    process::set_no_new_privs(process)?;
+    // Credential changes clear the parent-death signal; set it again.
+    crate::sys::process::set_parent_death_signal(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| Error::Sandbox(format!("set parent death signal: {e}")))?;
+    let _ = nix::unistd::chdir(&plan.cwd);
+    Err(plan.exec())
+}
+
+/// Put the three descriptors at 0, 1, 2.
+pub fn install_stdio(fds: [OwnedFd; 3]) -> Result<()> {
+    // Move them high first so that dup2 onto 0..2 never closes one we still
+    // need.
+    let mut high: Vec<RawFd> = Vec::with_capacity(3);
+    for fd in &fds {
+        high.push(
+            nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1000))
+                .map_err(|e| Error::Sandbox(format!("stdio: {e}")))?,
+        );
+    }
+    drop(fds);
+    for (target, h) in high.into_iter().enumerate() {
+        nix::unistd::dup2(h, target as RawFd).map_err(|e| Error::Sandbox(format!("stdio: {e}")))?;
+        let _ = nix::unistd::close(h);
+    }
+    Ok(())
+}
+
+/// Allocate a pty in the container's devpts, send its master to the console
+/// socket (as runc does: the slave's name as data, the master as
+/// SCM_RIGHTS), and return the slave.
+pub fn open_console(
+    process: &oci_spec::runtime::Process,
+    socket: Option<&OwnedFd>,
+) -> Result<OwnedFd> {
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let socket = socket.ok_or_else(|| {
+        Error::Spec("process.terminal is true but no --console-socket was given".into())
+    })?;
+    let master = posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY)
+        .map_err(|e| Error::Sandbox(format!("open /dev/ptmx: {}", errno_text(&e.into()))))?;
+    grantpt(&master).map_err(|e| Error::Sandbox(format!("grantpt: {e}")))?;
+    unlockpt(&master).map_err(|e| Error::Sandbox(format!("unlockpt: {e}")))?;
+    let name = ptsname_r(&master).map_err(|e| Error::Sandbox(format!("ptsname: {e}")))?;
+    let slave = nix::fcntl::open(
+        PathBuf::from(&name).as_path(),
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::Sandbox(format!("open {name}: {}", errno_text(&e.into()))))?;
+    // SAFETY: open returned a new descriptor that we now own.
+    let slave = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(slave) };
+    if let Some(size) = process.console_size() {
+        let ws = libc::winsize {
+            ws_row: size.height() as u16,
+            ws_col: size.width() as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads the winsize we pass.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+    crate::sys::fdpass::send_with_fds(socket.as_fd(), name.as_bytes(), &[master.as_raw_fd()])
+        .map_err(|e| Error::Sandbox(format!("send pty to console socket: {}", errno_text(&e))))?;
+    Ok(slave)
+}
+
+fn write_time_offsets(spec: &Spec) -> Result<()> {
+    let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    std::fs::write("/proc/self/timens_offsets", text)
+        .map_err(|e| Error::Sandbox(format!("linux.timeOffsets: {}", errno_text(&e))))
+}
+
+fn set_domainname(name: &str) -> Result<()> {
+    let c = std::ffi::CString::new(name)
+        .map_err(|_| Error::Spec("domainname contains a NUL byte".into()))?;
+    // SAFETY: setdomainname reads `len` bytes from a valid buffer.
+    if unsafe { libc::setdomainname(c.as_ptr(), name.len()) } != 0 {
+        return Err(Error::Sandbox(format!(
+            "set domainname {name:?}: {}",
+            errno_text(&std::io::Error::last_os_error())
+        )));
+    }
+    Ok(())
+}
+
+/// Exec'd processes (husk exec) share the tail of init.
+pub struct ExecArgs<'a> {
+    pub cfg: &'a Config,
+    pub process: &'a oci_spec::runtime::Process,
+    pub init_pid: i32,
+    pub sync: UnixStream,
+    pub stdio: [OwnedFd; 3],
+    pub console: Option<OwnedFd>,
+    pub preserved: Vec<OwnedFd>,
+    pub cgroup: &'a CgroupPath,
+    /// Namespace descriptors of the container's init to enter, user first.
+    pub ns_fds: Vec<(CloneFlags, OwnedFd)>,
+}
+
+/// The child side of `husk exec` after fork: enter the container, exec.
+pub fn exec_child_main(args: ExecArgs<'_>) -> ! {
+    crate::sys::process::reset_signals();
+    let sync = match args.sync.try_clone() {
+        Ok(s) => s,
+        Err(_) => crate::sys::process::exit_now(1),
+    };
+    let err = match exec_run(args) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = send(
+        &sync,
+        &Sync::Error {
+            message: err.to_string(),
+        },
+    );
+    crate::sys::process::exit_now(127)
+}
+
+fn exec_run(args: ExecArgs<'_>) -> Result<Never> {
+    crate::sys::process::set_parent_death_signal(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| Error::Sandbox(format!("set parent death signal: {e}")))?;
+    // Join the container's cgroup before its cgroup namespace hides it.
+    args.cgroup
+        .add_pid(nix::unistd::getpid().as_raw())
+        .map_err(|e| Error::Sandbox(e.to_string()))?;
+    for (flag, fd) in &args.ns_fds {
+        nix::sched::setns(fd.as_fd(), *flag).map_err(|e| {
+            Error::Sandbox(format!(
+                "enter namespace of container (pid {}): {}",
+                args.init_pid,
+                errno_text(&e.into())
+            ))
+        })?;
+    }
+    drop(args.ns_fds);
+    let terminal = if args.process.terminal() == Some(true) {
+        Some(open_console(args.process, args.console.as_ref())?)
+    } else {
+        None
+    };
+    drop(args.console);
+    let caps_plan = CapPlan::from_spec(args.process.capabilities().as_ref())?;
+    let plan = ExecPlan::new(args.process)?;
+    finish_and_exec(
+        args.cfg,
+        args.process,
+        &plan,
+        &caps_plan,
+        Some(args.stdio),
+        terminal,
+        args.preserved,
+        &args.sync,
+    )
+}

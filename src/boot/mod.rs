@@ -1,0 +1,849 @@
+//! `husk boot`: the sandbox process. One per pod. It owns the containers'
+//! processes (it is the parent of every one of them), answers the control
+//! socket, reaps, and exits with the root container's exit status so that a
+//! subreaper waiting on its pid (conmon, containerd's shim) sees the
+//! container's status.
+//!
+//! Single-threaded: one poll loop over the listening socket, a signalfd, and
+//! nothing else. Requests are short; `Wait` requests are parked until the
+//! process they wait for exits.
+
+pub mod init;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+
+use crate::cgroups::CgroupPath;
+use crate::config::{Config, FileAccess};
+use crate::container::hooks::{self, Stage};
+use crate::container::state::OciState;
+use crate::control::{wire, CreateContainer, ExecProcess, ExitStatus, Request, Response};
+use crate::error::{errno_text, Error, Result};
+use crate::gofer::GoferRequest;
+use crate::sys::process::{fork_into, Forked};
+
+use self::init::{InitArgs, MountSource, Sync};
+use self::namespaces::NsPlan;
+
+/// Signals boot forwards to the root container's init.
+const FORWARDED: &[Signal] = &[
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// How many exit statuses of exec'd processes to remember for late `WaitPid`
+/// calls.
+const KEEP_EXITS: usize = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Created,
+    Running,
+    Exited(ExitStatus),
+}
+
+struct Ctr {
+    init: Pid,
+    _pidfd: OwnedFd,
+    sync: Option<UnixStream>,
+    phase: Phase,
+    cgroup: CgroupPath,
+    waiters: Vec<UnixStream>,
+}
+
+struct ExecProc {
+    _pidfd: OwnedFd,
+    waiters: Vec<UnixStream>,
+}
+
+pub struct Boot {
+    cfg: Config,
+    listener: UnixListener,
+    sigfd: SignalFd,
+    containers: HashMap<String, Ctr>,
+    root_id: Option<String>,
+    execs: HashMap<i32, ExecProc>,
+    exits: VecDeque<(i32, ExitStatus)>,
+    /// When set, exit with this status once nothing is left to answer.
+    exiting: Option<ExitStatus>,
+}
+
+/// Entry point of `husk boot`.
+pub fn main(cfg: Config, listener: OwnedFd) -> Result<i32> {
+    // Our own session: a caller's terminal signals must not reach the
+    // sandbox; `run` forwards what it receives.
+    let _ = nix::unistd::setsid();
+    crate::sys::process::set_child_subreaper()
+        .map_err(|e| Error::Sandbox(format!("become subreaper: {e}")))?;
+    let _ = nix::unistd::chdir("/");
+
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    for s in FORWARDED {
+        mask.add(*s);
+    }
+    mask.add(Signal::SIGPIPE);
+    mask.thread_block()
+        .map_err(|e| Error::Sandbox(format!("block signals: {e}")))?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| Error::Sandbox(format!("signalfd: {e}")))?;
+
+    let listener = UnixListener::from(listener);
+    let mut boot = Boot {
+        cfg,
+        listener,
+        sigfd,
+        containers: HashMap::new(),
+        root_id: None,
+        execs: HashMap::new(),
+        exits: VecDeque::new(),
+        exiting: None,
+    };
+    boot.serve()
+}
+
+impl Boot {
+    fn serve(&mut self) -> Result<i32> {
+        loop {
+            if let Some(st) = self.exiting {
+                if self.containers.values().all(|c| c.waiters.is_empty()) {
+                    return Ok(st.0);
+                }
+            }
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.listener.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.sigfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: poll on two valid pollfds we own for the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(Error::Sandbox(format!("poll: {e}")));
+            }
+            if fds[1].revents != 0 {
+                self.handle_signals();
+            }
+            if fds[0].revents != 0 && self.exiting.is_none() {
+                match self.listener.accept() {
+                    Ok((conn, _)) => self.handle_conn(conn),
+                    Err(e) => tracing::warn!("accept: {e}"),
+                }
+            }
+        }
+    }
+
+    fn handle_signals(&mut self) {
+        let mut reap = false;
+        while let Ok(Some(info)) = self.sigfd.read_signal() {
+            let signo = info.ssi_signo as i32;
+            if signo == libc::SIGCHLD {
+                reap = true;
+            } else if let Some(root) = self.root_id.as_ref().and_then(|r| self.containers.get(r)) {
+                if root.phase != Phase::Created || signo != libc::SIGWINCH {
+                    let _ = kill(root.init, Signal::try_from(signo).ok());
+                }
+            }
+        }
+        if reap {
+            self.reap();
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(ws) => {
+                    let Some(pid) = ws.pid() else { continue };
+                    let Some(st) = ExitStatus::from_wait(ws) else {
+                        continue;
+                    };
+                    self.on_exit(pid, st);
+                }
+            }
+        }
+    }
+
+    fn on_exit(&mut self, pid: Pid, st: ExitStatus) {
+        let cid = self
+            .containers
+            .iter()
+            .find(|(_, c)| c.init == pid && !matches!(c.phase, Phase::Exited(_)))
+            .map(|(id, _)| id.clone());
+        if let Some(cid) = cid {
+            tracing::debug!("container {cid} init {pid} exited: {}", st.0);
+            let c = self.containers.get_mut(&cid).expect("present");
+            c.phase = Phase::Exited(st);
+            c.sync = None;
+            for w in c.waiters.drain(..) {
+                let _ = wire::send(&w, &Response::Exited { status: st }, &[]);
+            }
+            if self.root_id.as_deref() == Some(cid.as_str()) {
+                self.shut_down(st);
+            }
+            return;
+        }
+        if let Some(ep) = self.execs.remove(&pid.as_raw()) {
+            for w in ep.waiters {
+                let _ = wire::send(&w, &Response::Exited { status: st }, &[]);
+            }
+            if self.exits.len() >= KEEP_EXITS {
+                self.exits.pop_front();
+            }
+            self.exits.push_back((pid.as_raw(), st));
+        }
+    }
+
+    /// The root container is gone: so is the pod. Kill what is left, answer
+    /// everyone waiting, and exit with the root's status.
+    fn shut_down(&mut self, st: ExitStatus) {
+        for (id, c) in self.containers.iter() {
+            if !matches!(c.phase, Phase::Exited(_)) {
+                tracing::debug!("pod exits: killing container {id}");
+                let _ = kill(c.init, Signal::SIGKILL);
+                let _ = c.cgroup.signal_all(Signal::SIGKILL);
+            }
+        }
+        // Wait for them so their waiters get real statuses.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self
+            .containers
+            .values()
+            .any(|c| !matches!(c.phase, Phase::Exited(_)))
+            && std::time::Instant::now() < deadline
+        {
+            match waitpid(None, None) {
+                Ok(ws) => {
+                    if let (Some(pid), Some(s)) = (ws.pid(), ExitStatus::from_wait(ws)) {
+                        self.on_exit_no_shutdown(pid, s);
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        for ep in self.execs.values_mut() {
+            for w in ep.waiters.drain(..) {
+                let _ = wire::send(
+                    &w,
+                    &Response::Exited {
+                        status: ExitStatus(137),
+                    },
+                    &[],
+                );
+            }
+        }
+        self.exiting = Some(st);
+    }
+
+    fn on_exit_no_shutdown(&mut self, pid: Pid, st: ExitStatus) {
+        if let Some(c) = self.containers.values_mut().find(|c| c.init == pid) {
+            c.phase = Phase::Exited(st);
+            for w in c.waiters.drain(..) {
+                let _ = wire::send(&w, &Response::Exited { status: st }, &[]);
+            }
+        }
+    }
+
+    fn handle_conn(&mut self, conn: UnixStream) {
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+        let (req, fds) = match wire::recv::<Request, _>(&conn) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("bad request: {e}");
+                return;
+            }
+        };
+        let _ = conn.set_read_timeout(None);
+        tracing::debug!("request: {}", request_name(&req));
+        let reply = match req {
+            Request::Wait { id } => match self.containers.get_mut(&id) {
+                Some(c) => match c.phase {
+                    Phase::Exited(status) => Response::Exited { status },
+                    _ => {
+                        c.waiters.push(conn);
+                        return;
+                    }
+                },
+                None => not_found(&id),
+            },
+            Request::WaitPid { pid } => {
+                if let Some(ep) = self.execs.get_mut(&pid) {
+                    ep.waiters.push(conn);
+                    return;
+                }
+                match self.exits.iter().find(|(p, _)| *p == pid) {
+                    Some((_, status)) => Response::Exited { status: *status },
+                    None => Response::Error {
+                        message: format!("no process {pid} was started in this sandbox"),
+                    },
+                }
+            }
+            Request::Destroy { id } => match self.destroy(&id) {
+                Ok(true) => {
+                    // Answer when the init has been reaped.
+                    if let Some(c) = self.containers.get_mut(&id) {
+                        c.waiters.push(conn);
+                    }
+                    self.reap();
+                    return;
+                }
+                Ok(false) => Response::Ok,
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            },
+            other => self
+                .dispatch(other, fds)
+                .unwrap_or_else(|e| Response::Error {
+                    message: e.to_string(),
+                }),
+        };
+        if let Err(e) = wire::send(&conn, &reply, &[]) {
+            tracing::debug!("reply: {e}");
+        }
+    }
+
+    fn dispatch(&mut self, req: Request, fds: Vec<OwnedFd>) -> Result<Response> {
+        let mut fds: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
+        match req {
+            Request::Create(c) => {
+                let (pid, start_time) = self.create(*c, &mut fds)?;
+                Ok(Response::Created { pid, start_time })
+            }
+            Request::Start { id } => {
+                self.start(&id)?;
+                Ok(Response::Ok)
+            }
+            Request::Signal { id, signal, all } => {
+                let c = self.live(&id)?;
+                let sig = Signal::try_from(signal)
+                    .map_err(|_| Error::Invalid(format!("unknown signal {signal}")))?;
+                if all {
+                    c.cgroup
+                        .signal_all(sig)
+                        .map_err(|e| Error::Sandbox(e.to_string()))?;
+                }
+                match kill(c.init, sig) {
+                    Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                    Err(e) => {
+                        return Err(Error::Sandbox(format!(
+                            "signal container {id:?}: {}",
+                            errno_text(&e.into())
+                        )))
+                    }
+                }
+                Ok(Response::Ok)
+            }
+            Request::Exec(e) => {
+                let (pid, start_time) = self.exec(*e, &mut fds)?;
+                Ok(Response::Exec { pid, start_time })
+            }
+            Request::Processes { id } => {
+                let c = self.get(&id)?;
+                let pids = c.cgroup.pids().map_err(|e| Error::Sandbox(e.to_string()))?;
+                Ok(Response::Pids { pids })
+            }
+            Request::Pause { id } => {
+                self.live(&id)?
+                    .cgroup
+                    .freeze()
+                    .map_err(|e| Error::Sandbox(e.to_string()))?;
+                Ok(Response::Ok)
+            }
+            Request::Resume { id } => {
+                self.live(&id)?
+                    .cgroup
+                    .thaw()
+                    .map_err(|e| Error::Sandbox(e.to_string()))?;
+                Ok(Response::Ok)
+            }
+            Request::Stats { id } => {
+                let st = self
+                    .get(&id)?
+                    .cgroup
+                    .stats()
+                    .map_err(|e| Error::Sandbox(e.to_string()))?;
+                let v = serde_json::to_value(st).map_err(|e| Error::Invalid(e.to_string()))?;
+                Ok(Response::Stats { stats: Box::new(v) })
+            }
+            Request::Update { id, resources } => {
+                self.live(&id)?
+                    .cgroup
+                    .apply(&resources)
+                    .map_err(|e| Error::Sandbox(e.to_string()))?;
+                Ok(Response::Ok)
+            }
+            Request::Wait { .. } | Request::WaitPid { .. } | Request::Destroy { .. } => {
+                unreachable!("handled in handle_conn")
+            }
+        }
+    }
+
+    fn get(&self, id: &str) -> Result<&Ctr> {
+        self.containers
+            .get(id)
+            .ok_or_else(|| Error::NotFound(id.to_string()))
+    }
+
+    fn live(&self, id: &str) -> Result<&Ctr> {
+        let c = self.get(id)?;
+        if matches!(c.phase, Phase::Exited(_)) {
+            return Err(Error::BadState {
+                id: id.to_string(),
+                op: "signal",
+                status: "stopped".into(),
+            });
+        }
+        Ok(c)
+    }
+
+    /// Kill a container's processes. Returns whether its init is still to be
+    /// reaped.
+    fn destroy(&mut self, id: &str) -> Result<bool> {
+        let c = self.get(id)?;
+        if matches!(c.phase, Phase::Exited(_)) {
+            if self.root_id.as_deref() != Some(id) {
+                self.containers.remove(id);
+            }
+            return Ok(false);
+        }
+        let _ = c.cgroup.thaw();
+        let _ = kill(c.init, Signal::SIGKILL);
+        let _ = c.cgroup.signal_all(Signal::SIGKILL);
+        Ok(true)
+    }
+
+    fn create(&mut self, req: CreateContainer, fds: &mut [Option<OwnedFd>]) -> Result<(i32, u64)> {
+        if self.containers.contains_key(&req.id) {
+            return Err(Error::Exists(req.id));
+        }
+        let is_root = self.root_id.is_none();
+        let take = |fds: &mut [Option<OwnedFd>], i: usize| -> Result<OwnedFd> {
+            wire::take_fd(fds, i).map_err(|e| Error::Sandbox(e.to_string()))
+        };
+        let stdio = match req.fds.stdio {
+            Some([a, b, c]) => Some([take(fds, a)?, take(fds, b)?, take(fds, c)?]),
+            None => None,
+        };
+        let console = req.fds.console_socket.map(|i| take(fds, i)).transpose()?;
+        let mut preserved = Vec::new();
+        for i in &req.fds.preserved {
+            preserved.push(take(fds, *i)?);
+        }
+        let ns = NsPlan::from_spec(&req.spec, self.cfg.network)?;
+        let mounts = match (self.cfg.file_access, req.fds.gofer) {
+            (FileAccess::Proxy, Some(i)) => MountSource::Gofer(take(fds, i)?),
+            _ => MountSource::Direct(GoferRequest::for_spec(&req.bundle, &req.spec, ns.new_user)),
+        };
+        let (parent_sock, child_sock) = UnixStream::pair()
+            .map_err(|e| Error::Sandbox(format!("socketpair: {}", errno_text(&e))))?;
+
+        let spec = req.spec;
+        let cgroup = req.cgroup;
+        // Entering a pid namespace by path only affects our future children.
+        let restore_pidns = match &ns.pid_path {
+            Some(p) => Some(enter_pidns_for_children(p)?),
+            None => None,
+        };
+        // SAFETY: boot is single-threaded.
+        let forked = unsafe { fork_into(ns.clone_flags, None) };
+        if let Some(own) = restore_pidns {
+            nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID)
+                .map_err(|e| Error::Sandbox(format!("restore pid namespace: {e}")))?;
+        }
+        let (pid, pidfd) = match forked {
+            Err(e) => {
+                return Err(Error::Sandbox(format!(
+                    "create namespaces: {}",
+                    errno_text(&e)
+                )))
+            }
+            Ok(Forked::Child) => {
+                drop(parent_sock);
+                close_inherited(&self.listener, &self.sigfd);
+                init::child_main(InitArgs {
+                    id: &req.id,
+                    cfg: &self.cfg,
+                    spec: &spec,
+                    cgroup: &cgroup,
+                    ns: &ns,
+                    hook_state: &req.hook_state,
+                    sync: child_sock,
+                    stdio,
+                    console,
+                    mounts,
+                    preserved,
+                })
+            }
+            Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
+        };
+        drop(child_sock);
+        drop(stdio);
+        drop(console);
+        drop(mounts);
+        drop(preserved);
+        let result = self.finish_create(
+            &req.id,
+            pid,
+            &parent_sock,
+            &ns,
+            &spec,
+            &cgroup,
+            &req.hook_state,
+        );
+        if let Err(e) = result {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e);
+        }
+        let start_time = crate::sys::process::start_time(pid.as_raw()).unwrap_or(0);
+        self.containers.insert(
+            req.id.clone(),
+            Ctr {
+                init: pid,
+                _pidfd: pidfd,
+                sync: Some(parent_sock),
+                phase: Phase::Created,
+                cgroup,
+                waiters: Vec::new(),
+            },
+        );
+        if is_root {
+            self.root_id = Some(req.id);
+            // The container owns our stdio now; hold none of it, so its
+            // readers see end-of-file when the container's processes exit.
+            redirect_stdio_to_null();
+        }
+        Ok((pid.as_raw(), start_time))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_create(
+        &self,
+        id: &str,
+        pid: Pid,
+        sock: &UnixStream,
+        ns: &NsPlan,
+        spec: &Spec,
+        cgroup: &CgroupPath,
+        hook_state: &OciState,
+    ) -> Result<()> {
+        if ns.new_user {
+            write_id_maps(pid, spec)?;
+        }
+        cgroup
+            .add_pid(pid.as_raw())
+            .map_err(|e| Error::Sandbox(e.to_string()))?;
+        if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            cgroup
+                .apply(res)
+                .map_err(|e| Error::Sandbox(e.to_string()))?;
+        }
+        init::send(sock, &Sync::Go)?;
+        loop {
+            match init::recv(sock)? {
+                Some(Sync::Ready) => return Ok(()),
+                Some(Sync::RunHooks) => {
+                    let mut st = hook_state.clone();
+                    st.pid = pid.as_raw();
+                    st.status = "creating".into();
+                    let hooks = spec.hooks().as_ref();
+                    let r = hooks::run(hooks, Stage::Prestart, &st)
+                        .and_then(|_| hooks::run(hooks, Stage::CreateRuntime, &st));
+                    match r {
+                        Ok(()) => init::send(sock, &Sync::HooksDone)?,
+                        Err(e) => {
+                            let _ = init::send(
+                                sock,
+                                &Sync::Error {
+                                    message: e.to_string(),
+                                },
+                            );
+                            return Err(e);
+                        }
+                    }
+                }
+                Some(Sync::Error { message }) => return Err(Error::Sandbox(message)),
+                Some(other) => {
+                    return Err(Error::Sandbox(format!(
+                        "container {id:?}: unexpected message from init: {other:?}"
+                    )))
+                }
+                None => {
+                    return Err(Error::Sandbox(format!(
+                        "container {id:?}: init exited while being set up"
+                    )))
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, id: &str) -> Result<()> {
+        let c = self
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        if c.phase != Phase::Created {
+            return Err(Error::BadState {
+                id: id.to_string(),
+                op: "start",
+                status: match c.phase {
+                    Phase::Running => "running".into(),
+                    _ => "stopped".into(),
+                },
+            });
+        }
+        let sock = c
+            .sync
+            .take()
+            .ok_or_else(|| Error::Sandbox(format!("container {id:?} lost its init")))?;
+        init::send(&sock, &Sync::Start)?;
+        // End-of-stream means the close-on-exec socket went away in execve.
+        match init::recv(&sock)? {
+            None => {
+                c.phase = Phase::Running;
+                Ok(())
+            }
+            Some(Sync::Error { message }) => Err(Error::Sandbox(message)),
+            Some(other) => Err(Error::Sandbox(format!(
+                "container {id:?}: unexpected message from init: {other:?}"
+            ))),
+        }
+    }
+
+    fn exec(&mut self, req: ExecProcess, fds: &mut [Option<OwnedFd>]) -> Result<(i32, u64)> {
+        let c = self.live(&req.id)?;
+        let take = |fds: &mut [Option<OwnedFd>], i: usize| -> Result<OwnedFd> {
+            wire::take_fd(fds, i).map_err(|e| Error::Sandbox(e.to_string()))
+        };
+        let stdio = [
+            take(fds, req.stdio[0])?,
+            take(fds, req.stdio[1])?,
+            take(fds, req.stdio[2])?,
+        ];
+        let console = req.console_socket.map(|i| take(fds, i)).transpose()?;
+        let mut preserved = Vec::new();
+        for i in &req.preserved {
+            preserved.push(take(fds, *i)?);
+        }
+        let init_pid = c.init.as_raw();
+        let ns_fds = namespace_fds_to_enter(init_pid)?;
+        let pidns = ns_fds
+            .iter()
+            .find(|(f, _)| *f == CloneFlags::CLONE_NEWPID)
+            .map(|(_, fd)| fd);
+        let own_pidns = match pidns {
+            Some(target) => {
+                let own = std::fs::File::open("/proc/self/ns/pid")
+                    .map_err(|e| Error::Sandbox(format!("open own pid namespace: {e}")))?;
+                nix::sched::setns(target.as_fd(), CloneFlags::CLONE_NEWPID).map_err(|e| {
+                    Error::Sandbox(format!("enter pid namespace of container: {e}"))
+                })?;
+                Some(own)
+            }
+            None => None,
+        };
+        let (parent_sock, child_sock) = UnixStream::pair()
+            .map_err(|e| Error::Sandbox(format!("socketpair: {}", errno_text(&e))))?;
+        // SAFETY: boot is single-threaded.
+        let forked = unsafe { fork_into(0, None) };
+        if let Some(own) = own_pidns {
+            nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID)
+                .map_err(|e| Error::Sandbox(format!("restore pid namespace: {e}")))?;
+        }
+        let cgroup = c.cgroup.clone();
+        let (pid, pidfd) = match forked {
+            Err(e) => return Err(Error::Sandbox(format!("fork: {}", errno_text(&e)))),
+            Ok(Forked::Child) => {
+                drop(parent_sock);
+                close_inherited(&self.listener, &self.sigfd);
+                let ns_fds = ns_fds
+                    .into_iter()
+                    .filter(|(f, _)| *f != CloneFlags::CLONE_NEWPID)
+                    .collect();
+                init::exec_child_main(init::ExecArgs {
+                    cfg: &self.cfg,
+                    process: &req.process,
+                    init_pid,
+                    sync: child_sock,
+                    stdio,
+                    console,
+                    preserved,
+                    cgroup: &cgroup,
+                    ns_fds,
+                })
+            }
+            Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
+        };
+        drop(child_sock);
+        drop(stdio);
+        drop(console);
+        drop(preserved);
+        match init::recv(&parent_sock)? {
+            None => {}
+            Some(Sync::Error { message }) => {
+                let _ = waitpid(pid, None);
+                return Err(Error::Sandbox(message));
+            }
+            Some(other) => {
+                return Err(Error::Sandbox(format!(
+                    "exec: unexpected message: {other:?}"
+                )))
+            }
+        }
+        let start_time = crate::sys::process::start_time(pid.as_raw()).unwrap_or(0);
+        self.execs.insert(
+            pid.as_raw(),
+            ExecProc {
+                _pidfd: pidfd,
+                waiters: Vec::new(),
+            },
+        );
+        Ok((pid.as_raw(), start_time))
+    }
+}
+
+fn request_name(r: &Request) -> &'static str {
+    match r {
+        Request::Create(_) => "Create",
+        Request::Start { .. } => "Start",
+        Request::Signal { .. } => "Signal",
+        Request::Wait { .. } => "Wait",
+        Request::WaitPid { .. } => "WaitPid",
+        Request::Exec(_) => "Exec",
+        Request::Processes { .. } => "Processes",
+        Request::Pause { .. } => "Pause",
+        Request::Resume { .. } => "Resume",
+        Request::Stats { .. } => "Stats",
+        Request::Update { .. } => "Update",
+        Request::Destroy { .. } => "Destroy",
+    }
+}
+
+fn not_found(id: &str) -> Response {
+    Response::Error {
+        message: Error::NotFound(id.to_string()).to_string(),
+    }
+}
+
+/// In a forked child: drop boot's own descriptors right away.
+fn close_inherited(listener: &UnixListener, sigfd: &SignalFd) {
+    let _ = nix::unistd::close(listener.as_raw_fd());
+    let _ = nix::unistd::close(sigfd.as_raw_fd());
+}
+
+fn redirect_stdio_to_null() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+        }
+    }
+}
+
+/// setns into the pid namespace at `path` for our future children; returns
+/// our own pid namespace to go back to.
+fn enter_pidns_for_children(path: &Path) -> Result<std::fs::File> {
+    let own = std::fs::File::open("/proc/self/ns/pid")
+        .map_err(|e| Error::Sandbox(format!("open own pid namespace: {e}")))?;
+    namespaces::join(CloneFlags::CLONE_NEWPID, path)?;
+    Ok(own)
+}
+
+/// The namespaces of `pid` that differ from ours, user namespace first and
+/// mount namespace last, as open descriptors.
+fn namespace_fds_to_enter(pid: i32) -> Result<Vec<(CloneFlags, OwnedFd)>> {
+    use std::os::unix::fs::MetadataExt;
+    let kinds: &[(&str, CloneFlags)] = &[
+        ("user", CloneFlags::CLONE_NEWUSER),
+        ("pid", CloneFlags::CLONE_NEWPID),
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+    ];
+    let mut out = Vec::new();
+    for (name, flag) in kinds {
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let ours = format!("/proc/self/ns/{name}");
+        let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&ours)) else {
+            continue;
+        };
+        if a.ino() == b.ino() && a.dev() == b.dev() {
+            continue;
+        }
+        let f = std::fs::File::open(&theirs)
+            .map_err(|e| Error::Sandbox(format!("open {theirs}: {}", errno_text(&e))))?;
+        out.push((*flag, OwnedFd::from(f)));
+    }
+    Ok(out)
+}
+
+/// Write the spec's uid/gid mappings for the child's new user namespace.
+fn write_id_maps(pid: Pid, spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
+        maps.into_iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect()
+    };
+    let uid = fmt(linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
+    let p = pid.as_raw();
+    if uid.is_empty() || gid.is_empty() {
+        return Err(Error::Spec(
+            "linux.uidMappings and linux.gidMappings are required with a new user namespace".into(),
+        ));
+    }
+    let write = |file: &str, text: &str, field: &str| -> Result<()> {
+        std::fs::write(format!("/proc/{p}/{file}"), text).map_err(|e| {
+            Error::Sandbox(format!(
+                "{field}: write {}: {}",
+                text.trim().replace('\n', ", "),
+                errno_text(&e)
+            ))
+        })
+    };
+    write("uid_map", &uid, "linux.uidMappings")?;
+    // Only a privileged writer may keep setgroups(2) allowed.
+    if !nix::unistd::geteuid().is_root() {
+        let _ = std::fs::write(format!("/proc/{p}/setgroups"), "deny");
+    }
+    write("gid_map", &gid, "linux.gidMappings")?;
+    Ok(())
+}

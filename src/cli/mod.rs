@@ -1,0 +1,193 @@
+//! The command line: runc's commands and flags, one file per command. This
+//! layer knows argv shapes and output formats, not how a sandbox works.
+
+mod boot;
+mod create;
+mod delete;
+mod gofer;
+mod kill;
+mod list;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "husk",
+    version,
+    about = "A sandboxed OCI container runtime",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container; its program waits until `start`.
+    Create(create::Args),
+    /// Start a created container's program.
+    Start(start::Args),
+    /// Print a container's state as JSON.
+    State(state::Args),
+    /// Send a signal to a container's init (default TERM).
+    Kill(kill::Args),
+    /// Delete a container and everything it holds.
+    Delete(delete::Args),
+    /// Create and start a container, and wait for it unless --detach.
+    Run(run::Args),
+    /// List containers.
+    List(list::Args),
+    /// Write a default config.json.
+    Spec(spec::Args),
+    /// The sandbox process (internal; started by husk itself).
+    #[command(hide = true)]
+    Boot(boot::Args),
+    /// The file proxy of one container (internal; started by husk itself).
+    #[command(hide = true)]
+    Gofer(gofer::Args),
+}
+
+impl Command {
+    /// The command's name and container id, for log file names and errors.
+    pub fn describe(&self) -> (&'static str, Option<&str>) {
+        match self {
+            Command::Create(a) => ("create", Some(&a.id)),
+            Command::Start(a) => ("start", Some(&a.id)),
+            Command::State(a) => ("state", Some(&a.id)),
+            Command::Kill(a) => ("kill", Some(&a.id)),
+            Command::Delete(a) => ("delete", Some(&a.id)),
+            Command::Run(a) => ("run", Some(&a.id)),
+            Command::List(_) => ("list", None),
+            Command::Spec(_) => ("spec", None),
+            Command::Boot(a) => ("boot", Some(&a.sandbox_id)),
+            Command::Gofer(a) => ("gofer", Some(&a.id)),
+        }
+    }
+}
+
+/// Run a parsed command; returns the process exit code.
+pub fn dispatch(cfg: &Config, cmd: Command) -> anyhow::Result<i32> {
+    match cmd {
+        Command::Create(a) => create::run(cfg, a),
+        Command::Start(a) => start::run(cfg, a),
+        Command::State(a) => state::run(cfg, a),
+        Command::Kill(a) => kill::run(cfg, a),
+        Command::Delete(a) => delete::run(cfg, a),
+        Command::Run(a) => run::run(cfg, a),
+        Command::List(a) => list::run(cfg, a),
+        Command::Spec(a) => spec::run(cfg, a),
+        Command::Boot(a) => boot::run(cfg, a),
+        Command::Gofer(a) => gofer::run(cfg, a),
+    }
+}
+
+/// Parse a signal given as a number, a name ("KILL") or a full name
+/// ("SIGKILL"), including real-time signals ("RTMIN+3").
+pub fn parse_signal(s: &str) -> Result<i32, String> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=libc::SIGRTMAX()).contains(&n) {
+            return Ok(n);
+        }
+        return Err(format!("invalid signal {s:?}"));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        let off = if rest.is_empty() {
+            0
+        } else {
+            rest.strip_prefix('+')
+                .and_then(|n| n.parse::<i32>().ok())
+                .ok_or_else(|| format!("invalid signal {s:?}"))?
+        };
+        let n = libc::SIGRTMIN() + off;
+        if n <= libc::SIGRTMAX() {
+            return Ok(n);
+        }
+        return Err(format!("invalid signal {s:?}"));
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        let off = if rest.is_empty() {
+            0
+        } else {
+            rest.strip_prefix('-')
+                .and_then(|n| n.parse::<i32>().ok())
+                .ok_or_else(|| format!("invalid signal {s:?}"))?
+        };
+        let n = libc::SIGRTMAX() - off;
+        if n >= libc::SIGRTMIN() {
+            return Ok(n);
+        }
+        return Err(format!("invalid signal {s:?}"));
+    }
+    format!("SIG{name}")
+        .parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig as i32)
+        .map_err(|_| format!("unknown signal {s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("KILL"), Ok(9));
+        assert_eq!(parse_signal("SIGKILL"), Ok(9));
+        assert_eq!(parse_signal("sigterm"), Ok(15));
+        assert_eq!(parse_signal("10"), Ok(10));
+        assert_eq!(parse_signal("RTMIN+2"), Ok(libc::SIGRTMIN() + 2));
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("0").is_err());
+        assert!(parse_signal("999").is_err());
+    }
+
+    #[test]
+    fn runc_argv_shapes_parse() {
+        let argv = [
+            "husk",
+            "--root",
+            "/r",
+            "--log",
+            "/l.json",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/p",
+            "c1",
+        ];
+        let cli = Cli::try_parse_from(argv).unwrap();
+        assert_eq!(cli.config.root, std::path::PathBuf::from("/r"));
+        assert!(matches!(cli.command, Command::Create(_)));
+        let argv = [
+            "husk",
+            "--log-format=json",
+            "--log",
+            "/x",
+            "delete",
+            "--force",
+            "c",
+        ];
+        assert!(matches!(
+            Cli::try_parse_from(argv).unwrap().command,
+            Command::Delete(_)
+        ));
+        let argv = ["husk", "kill", "c", "9"];
+        assert!(matches!(
+            Cli::try_parse_from(argv).unwrap().command,
+            Command::Kill(_)
+        ));
+    }
+}

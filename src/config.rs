@@ -1,0 +1,199 @@
+//! Global flags, gathered in one struct. `to_flags` turns it back into argv so
+//! that `husk boot` and `husk gofer` run with the configuration the command
+//! that started them had.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Platform {
+    /// The host kernel behind namespaces, cgroups, seccomp and dropped
+    /// capabilities.
+    #[default]
+    Native,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Network {
+    /// Use the network namespace the spec asks for.
+    #[default]
+    Sandbox,
+    /// Share the host's network namespace.
+    Host,
+    /// A fresh network namespace with only loopback.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum FileAccess {
+    /// A gofer process resolves every host path and hands the sandbox mount
+    /// descriptors.
+    #[default]
+    Proxy,
+    /// The sandbox resolves host paths itself.
+    Direct,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OnOff {
+    #[default]
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Args, PartialEq, Eq)]
+pub struct Config {
+    /// Directory for container state.
+    #[arg(long, global = true, default_value = "/run/husk", value_name = "DIR")]
+    pub root: PathBuf,
+
+    /// Append log lines to this file (default: standard error).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// Log line format; json writes runc-style lines that podman and
+    /// containerd read.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log at debug level.
+    #[arg(long, global = true)]
+    pub debug: bool,
+
+    /// Write one debug log per husk process into this directory.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub debug_log_dir: Option<PathBuf>,
+
+    /// How the sandbox isolates the application.
+    #[arg(long, global = true, value_enum, default_value_t = Platform::Native)]
+    pub platform: Platform,
+
+    /// Network mode: sandbox (as the spec says), host, or none (loopback only).
+    #[arg(long, global = true, value_enum, default_value_t = Network::Sandbox)]
+    pub network: Network,
+
+    /// Who resolves host paths: proxy (a gofer) or direct (the sandbox).
+    #[arg(long, global = true, value_enum, default_value_t = FileAccess::Proxy)]
+    pub file_access: FileAccess,
+
+    /// Treat cgroupsPath as slice:prefix:name and place cgroups through
+    /// systemd.
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+
+    /// Add husk's baseline seccomp filter on top of the spec's (off is for
+    /// debugging only).
+    #[arg(long, global = true, value_enum, default_value_t = OnOff::On)]
+    pub seccomp_baseline: OnOff,
+
+    /// Accepted for runc compatibility; husk detects rootless mode itself.
+    #[arg(long, global = true, value_name = "VALUE")]
+    pub rootless: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            root: PathBuf::from("/run/husk"),
+            log: None,
+            log_format: LogFormat::Text,
+            debug: false,
+            debug_log_dir: None,
+            platform: Platform::Native,
+            network: Network::Sandbox,
+            file_access: FileAccess::Proxy,
+            systemd_cgroup: false,
+            seccomp_baseline: OnOff::On,
+            rootless: None,
+        }
+    }
+}
+
+fn value_name<T: ValueEnum>(v: &T) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
+}
+
+impl Config {
+    /// The argv that reproduces this configuration, for child husk processes.
+    pub fn to_flags(&self) -> Vec<String> {
+        let mut f = vec!["--root".to_string(), self.root.display().to_string()];
+        if let Some(log) = &self.log {
+            f.push("--log".into());
+            f.push(log.display().to_string());
+        }
+        f.push(format!("--log-format={}", value_name(&self.log_format)));
+        if self.debug {
+            f.push("--debug".into());
+        }
+        if let Some(d) = &self.debug_log_dir {
+            f.push("--debug-log-dir".into());
+            f.push(d.display().to_string());
+        }
+        f.push(format!("--platform={}", value_name(&self.platform)));
+        f.push(format!("--network={}", value_name(&self.network)));
+        f.push(format!("--file-access={}", value_name(&self.file_access)));
+        if self.systemd_cgroup {
+            f.push("--systemd-cgroup".into());
+        }
+        f.push(format!(
+            "--seccomp-baseline={}",
+            value_name(&self.seccomp_baseline)
+        ));
+        f
+    }
+
+    /// Directory holding one container's state.
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        cfg: Config,
+    }
+
+    #[test]
+    fn to_flags_round_trips() {
+        let cfg = Config {
+            root: "/tmp/r".into(),
+            log: Some("/tmp/l.json".into()),
+            log_format: LogFormat::Json,
+            debug: true,
+            debug_log_dir: Some("/tmp/dbg".into()),
+            network: Network::None,
+            file_access: FileAccess::Direct,
+            systemd_cgroup: true,
+            seccomp_baseline: OnOff::Off,
+            ..Config::default()
+        };
+        let mut argv = vec!["husk".to_string()];
+        argv.extend(cfg.to_flags());
+        let back = Wrap::try_parse_from(argv).unwrap().cfg;
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn defaults_round_trip() {
+        let cfg = Config::default();
+        let mut argv = vec!["husk".to_string()];
+        argv.extend(cfg.to_flags());
+        assert_eq!(Wrap::try_parse_from(argv).unwrap().cfg, cfg);
+    }
+}

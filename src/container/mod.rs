@@ -1,0 +1,487 @@
+//! The container layer: state on disk, the status machine, locking, hooks
+//! that run in the runtime's namespace, pid files, and pod membership. It
+//! drives the sandbox layer and never touches namespaces or mounts itself.
+
+pub mod hooks;
+pub mod lock;
+pub mod state;
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use oci_spec::runtime::Spec;
+
+use crate::cgroups::{self, CgroupPath};
+use crate::config::{Config, FileAccess};
+use crate::control::{CreateContainer, CreateFds, ExitStatus};
+use crate::error::{errno_text, Error, IoContext, Result};
+use crate::gofer::GoferRequest;
+use crate::sandbox::{self, Gofer, Launched, Sandbox};
+use crate::spec::{self, PodRole};
+
+use self::hooks::Stage;
+use self::lock::DirLock;
+use self::state::{OciState, SandboxRef, State, Status};
+
+/// Container ids: runc's rule, ^[\w+.-]+$, and never "." or "..".
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 1024
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidId(id.to_string()))
+    }
+}
+
+/// Options of `create` (and `run`).
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+/// A container with its state directory locked.
+pub struct Container {
+    pub state: State,
+    lock: DirLock,
+    dir: PathBuf,
+}
+
+/// What `create` leaves behind for `run` to wait on.
+pub struct Created {
+    pub container: Container,
+    /// The boot process when this create started a sandbox (our child).
+    pub boot_child: Option<std::process::Child>,
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+}
+
+impl Container {
+    /// Lock and load an existing container.
+    pub fn load(cfg: &Config, id: &str) -> Result<Self> {
+        validate_id(id)?;
+        let dir = cfg.container_dir(id);
+        let lock = DirLock::acquire(&dir, id)?;
+        let state = State::read(lock.fd(), id)?;
+        Ok(Container { state, lock, dir })
+    }
+
+    /// Read a container's state without locking (for `state` and `list`).
+    pub fn read(cfg: &Config, id: &str) -> Result<State> {
+        validate_id(id)?;
+        let fd = lock::open_dir(&cfg.container_dir(id), id)?;
+        State::read(std::os::fd::AsFd::as_fd(&fd), id)
+    }
+
+    /// All containers under the root directory.
+    pub fn list(cfg: &Config) -> Result<Vec<State>> {
+        let mut out = Vec::new();
+        let rd = match std::fs::read_dir(&cfg.root) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).with_ctx(|| format!("read {}", cfg.root.display())),
+        };
+        for ent in rd.flatten() {
+            let name = ent.file_name();
+            let Some(id) = name.to_str() else { continue };
+            if validate_id(id).is_err() {
+                continue;
+            }
+            match Self::read(cfg, id) {
+                Ok(st) => out.push(st),
+                Err(Error::NotFound(_)) => {}
+                Err(e) => tracing::warn!("skipping {id}: {e}"),
+            }
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+
+    pub fn status(&self) -> Status {
+        self.state.current_status()
+    }
+
+    pub fn save(&self) -> Result<()> {
+        self.state.write(self.lock.fd())
+    }
+
+    fn sandbox(&self) -> Option<Sandbox> {
+        let s = self.state.sandbox.as_ref()?;
+        Some(Sandbox {
+            id: s.id.clone(),
+            boot: s.boot,
+            dir: self.dir.parent().unwrap_or(Path::new("/")).join(&s.id),
+        })
+    }
+
+    fn live_sandbox(&self, op: &'static str) -> Result<Sandbox> {
+        let st = self.status();
+        match self.sandbox() {
+            Some(sb) if st != Status::Stopped && st != Status::Creating => Ok(sb),
+            _ => Err(Error::BadState {
+                id: self.state.id.clone(),
+                op,
+                status: st.to_string(),
+            }),
+        }
+    }
+
+    /// `create`: everything up to a container whose init waits for `start`.
+    /// On failure nothing is left behind: processes, cgroup, state directory.
+    pub fn create(cfg: &Config, opts: &CreateOptions) -> Result<Created> {
+        validate_id(&opts.id)?;
+        let bundle = absolute(&opts.bundle)?;
+        if !bundle.is_dir() {
+            return Err(Error::Spec(format!(
+                "bundle {}: {}",
+                bundle.display(),
+                if bundle.exists() {
+                    "not a directory"
+                } else {
+                    "no such file or directory"
+                }
+            )));
+        }
+        let spec = spec::load(&bundle)?;
+        let role = spec::pod_role(&spec)?;
+        if let PodRole::Sub { sandbox_id } = &role {
+            return Err(Error::Spec(format!(
+                "container {:?} joins sandbox {sandbox_id:?}: pods are not supported yet",
+                opts.id
+            )));
+        }
+        if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true)
+            && opts.console_socket.is_none()
+        {
+            return Err(Error::Spec(
+                "process.terminal is true but no --console-socket was given".into(),
+            ));
+        }
+        let console = match &opts.console_socket {
+            Some(p) => Some(connect_console(p)?),
+            None => None,
+        };
+
+        std::fs::create_dir_all(&cfg.root)
+            .with_ctx(|| format!("create root directory {}", cfg.root.display()))?;
+        let dir = cfg.container_dir(&opts.id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Exists(opts.id.clone()))
+            }
+            Err(e) => return Err(e).with_ctx(|| format!("create {}", dir.display())),
+        }
+        let mut guard = CreateGuard {
+            dir: dir.clone(),
+            cgroup: None,
+            sandbox: None,
+            gofer: None,
+            armed: true,
+        };
+        let lock = DirLock::acquire(&dir, &opts.id)?;
+        let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+        let cgroup = cgroups::resolve(cgroups_path.as_deref(), &opts.id, cfg.systemd_cgroup)
+            .map_err(|e| Error::Sandbox(e.to_string()))?;
+        let rootfs = spec::rootfs_path(&bundle, &spec);
+        let mut state = State {
+            id: opts.id.clone(),
+            bundle: bundle.clone(),
+            rootfs,
+            created: now_rfc3339(),
+            owner_uid: nix::unistd::geteuid().as_raw(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            status: Status::Creating,
+            init: None,
+            sandbox: None,
+            cgroup: CgroupPath::default(),
+            hooks: spec.hooks().clone(),
+            is_root: matches!(role, PodRole::Root),
+        };
+
+        let gofer = if cfg.file_access == FileAccess::Proxy {
+            let userns = has_new_userns(&spec);
+            let req = GoferRequest::for_spec(&bundle, &spec, userns);
+            Some(Gofer::spawn(cfg, &opts.id, &req)?)
+        } else {
+            None
+        };
+        let gofer_fd = gofer.as_ref().map(|g| g.sandbox_end.as_raw_fd());
+        guard.gofer = gofer;
+
+        let Launched {
+            sandbox,
+            child: boot_child,
+        } = Sandbox::launch(cfg, &opts.id, &dir)?;
+        guard.sandbox = Some((sandbox.clone(), Some(boot_child)));
+        state.sandbox = Some(SandboxRef {
+            id: sandbox.id.clone(),
+            boot: sandbox.boot,
+        });
+
+        // The cgroup is made here, while boot and the gofer start.
+        let mut cgroup = cgroup;
+        cgroup.create().map_err(|e| Error::Sandbox(e.to_string()))?;
+        guard.cgroup = Some(cgroup.clone());
+        state.cgroup = cgroup.clone();
+        state.write(lock.fd())?;
+
+        let mut fds: Vec<RawFd> = Vec::new();
+        let mut cfds = CreateFds::default();
+        if let Some(fd) = gofer_fd {
+            cfds.gofer = Some(fds.len());
+            fds.push(fd);
+        }
+        if let Some(c) = &console {
+            cfds.console_socket = Some(fds.len());
+            fds.push(c.as_raw_fd());
+        }
+        for i in 0..opts.preserve_fds {
+            cfds.preserved.push(fds.len());
+            fds.push(3 + i as RawFd);
+        }
+        let hook_state = OciState {
+            oci_version: state::OCI_VERSION.into(),
+            id: state.id.clone(),
+            status: "creating".into(),
+            pid: 0,
+            bundle: state.bundle.clone(),
+            rootfs: state.rootfs.clone(),
+            created: state.created.clone(),
+            owner: state.owner_name(),
+            annotations: state.annotations.clone(),
+        };
+        let req = CreateContainer {
+            id: opts.id.clone(),
+            bundle: bundle.clone(),
+            spec: Box::new(spec),
+            cgroup,
+            fds: cfds,
+            hook_state,
+        };
+        let init = match sandbox.create(req, &fds) {
+            Ok(p) => p,
+            Err(e) => {
+                // A boot that died says nothing more; its exit status helps.
+                if matches!(&e, Error::Sandbox(m) if m.contains("exited before answering")) {
+                    if let Some((_, Some(child))) = guard.sandbox.as_mut() {
+                        if let Ok(Some(st)) = child.try_wait() {
+                            return Err(Error::Sandbox(format!(
+                                "husk boot exited ({st}) while creating the container"
+                            )));
+                        }
+                    }
+                }
+                return Err(e);
+            }
+        };
+        drop(console);
+        if let Some(g) = guard.gofer.take() {
+            g.reap(Duration::from_secs(5));
+        }
+        state.init = Some(init);
+        state.status = Status::Created;
+        state.write(lock.fd())?;
+        if let Some(pf) = &opts.pid_file {
+            state::write_file_atomic(pf, format!("{}", sandbox.boot.pid).as_bytes())?;
+        }
+        let boot_child = guard.sandbox.take().and_then(|(_, c)| c);
+        guard.armed = false;
+        Ok(Created {
+            container: Container { state, lock, dir },
+            boot_child,
+        })
+    }
+
+    /// `start`: release the init to exec the program; poststart hooks after.
+    pub fn start(&mut self) -> Result<()> {
+        let st = self.status();
+        if st != Status::Created {
+            return Err(Error::BadState {
+                id: self.state.id.clone(),
+                op: "start",
+                status: st.to_string(),
+            });
+        }
+        let sb = self.live_sandbox("start")?;
+        sb.start(&self.state.id)?;
+        self.state.status = Status::Running;
+        self.save()?;
+        hooks::run_logged(
+            self.state.hooks.as_ref(),
+            Stage::Poststart,
+            &self.state.oci_state(),
+        );
+        Ok(())
+    }
+
+    /// `kill`: send a signal to the init (or every process with `all`).
+    pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
+        let st = self.status();
+        if st == Status::Stopped || st == Status::Creating {
+            return Err(Error::BadState {
+                id: self.state.id.clone(),
+                op: "kill",
+                status: st.to_string(),
+            });
+        }
+        let sb = self.live_sandbox("kill")?;
+        sb.signal(&self.state.id, signal, all)
+    }
+
+    /// Wait for the container's init to exit (through the sandbox).
+    pub fn wait(&self) -> Result<ExitStatus> {
+        let sb = self.live_sandbox("wait")?;
+        sb.wait(&self.state.id)
+    }
+
+    /// `delete`: refuse a live container unless forced (a created one may
+    /// go, as with runc); stop it; run poststop hooks; remove cgroup and
+    /// state.
+    pub fn delete(self, force: bool) -> Result<()> {
+        let st = self.status();
+        match st {
+            Status::Running | Status::Paused if !force => {
+                return Err(Error::Invalid(format!(
+                    "cannot delete container {:?} that is not stopped: {st} (use --force)",
+                    self.state.id
+                )))
+            }
+            _ => {}
+        }
+        if let Some(sb) = self.sandbox() {
+            if sb.is_running() {
+                if let Err(e) = sb.destroy(&self.state.id) {
+                    tracing::debug!("destroy through sandbox failed: {e}; killing it");
+                }
+                if self.state.is_root && !sb.wait_boot_exit(Duration::from_secs(5)) {
+                    sb.kill_boot();
+                }
+            }
+        }
+        let _ = self.state.cgroup.thaw();
+        if let Err(e) = self.state.cgroup.destroy() {
+            return Err(Error::Sandbox(format!(
+                "delete container {:?}: {e}",
+                self.state.id
+            )));
+        }
+        let mut oci = self.state.oci_state();
+        oci.status = Status::Stopped.to_string();
+        oci.pid = 0;
+        hooks::run_logged(self.state.hooks.as_ref(), Stage::Poststop, &oci);
+        remove_state_dir(&self.dir)?;
+        drop(self.lock);
+        Ok(())
+    }
+
+    pub fn oci_state(&self) -> OciState {
+        self.state.oci_state()
+    }
+}
+
+/// Undo a half-made create.
+struct CreateGuard {
+    dir: PathBuf,
+    cgroup: Option<CgroupPath>,
+    sandbox: Option<(Sandbox, Option<std::process::Child>)>,
+    gofer: Option<Gofer>,
+    armed: bool,
+}
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(g) = self.gofer.take() {
+            g.kill();
+        }
+        if let Some((sb, child)) = self.sandbox.take() {
+            sandbox::kill_and_wait(sb.boot, Duration::from_secs(5));
+            if let Some(mut c) = child {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if let Some(cg) = self.cgroup.take() {
+            if let Err(e) = cg.destroy() {
+                tracing::warn!("cleanup: {e}");
+            }
+        }
+        if let Err(e) = remove_state_dir(&self.dir) {
+            tracing::warn!("cleanup: {e}");
+        }
+    }
+}
+
+fn remove_state_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_ctx(|| format!("remove {}", dir.display())),
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    let cwd = std::env::current_dir().ctx("get current directory")?;
+    Ok(cwd.join(p))
+}
+
+fn has_new_userns(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::User && n.path().is_none()
+            })
+        })
+}
+
+/// Connect to the caller's console socket (host path, resolved here in the
+/// CLI, never in the sandbox).
+fn connect_console(path: &Path) -> Result<OwnedFd> {
+    let s = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+        Error::Invalid(format!(
+            "console socket {}: {}",
+            path.display(),
+            errno_text(&e)
+        ))
+    })?;
+    Ok(OwnedFd::from(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "abc-DEF_1.2+x", "7abaf1363f88"] {
+            validate_id(ok).unwrap();
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "é", "x\n"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The container's state file (`<root>/<id>/state.json`) and the OCI state
+//! JSON that `state` prints and hooks read.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Hooks;
+use serde::{Deserialize, Serialize};
+
+use crate::cgroups::CgroupPath;
+use crate::error::{Error, IoContext, Result};
+use crate::sys::process::is_same_process;
+
+pub const STATE_FILE: &str = "state.json";
+pub const OCI_VERSION: &str = "1.0.2";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// A process identified by pid and start time, so a reused pid is never
+/// mistaken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcRef {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl ProcRef {
+    pub fn of(pid: i32) -> Option<Self> {
+        crate::sys::process::start_time(pid).map(|start_time| ProcRef { pid, start_time })
+    }
+    pub fn is_alive(&self) -> bool {
+        is_same_process(self.pid, self.start_time)
+    }
+}
+
+/// The sandbox a container lives in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxRef {
+    /// The sandbox id (= the root container's id).
+    pub id: String,
+    pub boot: ProcRef,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339 with nanoseconds, as runc writes it.
+    pub created: String,
+    pub owner_uid: u32,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    /// The last status the runtime recorded; `Container::status` refines it
+    /// with liveness checks.
+    pub status: Status,
+    pub init: Option<ProcRef>,
+    pub sandbox: Option<SandboxRef>,
+    #[serde(default)]
+    pub cgroup: CgroupPath,
+    #[serde(default)]
+    pub hooks: Option<Hooks>,
+    /// Whether this container is its sandbox's root container.
+    pub is_root: bool,
+}
+
+impl State {
+    /// Read the state file in `dir`. A missing file means the container does
+    /// not exist (or is being deleted).
+    pub fn read(dir: BorrowedFd<'_>, id: &str) -> Result<Self> {
+        let fd = match openat(
+            Some(dir.as_raw_fd()),
+            STATE_FILE,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => return Err(Error::NotFound(id.to_string())),
+            Err(e) => return Err(e).with_ctx(|| format!("open state of container {id:?}")),
+        };
+        // SAFETY: openat returned a new descriptor that we now own.
+        let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        serde_json::from_reader(std::io::BufReader::new(file))
+            .map_err(|e| Error::Invalid(format!("state of container {id:?} is corrupt: {e}")))
+    }
+
+    /// Replace the state file atomically: write a temporary file in the same
+    /// directory, then rename it over the old one. Readers see the old or the
+    /// new file, never a torn one.
+    pub fn write(&self, dir: BorrowedFd<'_>) -> Result<()> {
+        let tmp = format!(".{STATE_FILE}.tmp");
+        let fd = openat(
+            Some(dir.as_raw_fd()),
+            tmp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .with_ctx(|| format!("write state of container {:?}", self.id))?;
+        // SAFETY: openat returned a new descriptor that we now own.
+        let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let body = serde_json::to_vec(self).map_err(|e| Error::Invalid(e.to_string()))?;
+        file.write_all(&body)
+            .with_ctx(|| format!("write state of container {:?}", self.id))?;
+        drop(file);
+        nix::fcntl::renameat(
+            Some(dir.as_raw_fd()),
+            tmp.as_str(),
+            Some(dir.as_raw_fd()),
+            STATE_FILE,
+        )
+        .with_ctx(|| format!("save state of container {:?}", self.id))?;
+        Ok(())
+    }
+
+    /// The status as it is now: a recorded live status whose init has died
+    /// (or whose pid was reused) is `Stopped`.
+    pub fn current_status(&self) -> Status {
+        match self.status {
+            Status::Creating => Status::Creating,
+            Status::Stopped => Status::Stopped,
+            s => {
+                let alive = self.init.is_some_and(|p| p.is_alive());
+                if !alive {
+                    Status::Stopped
+                } else if s == Status::Running && self.cgroup_frozen() {
+                    Status::Paused
+                } else {
+                    s
+                }
+            }
+        }
+    }
+
+    fn cgroup_frozen(&self) -> bool {
+        self.cgroup.is_frozen()
+    }
+
+    pub fn owner_name(&self) -> String {
+        if self.owner_uid == 0 {
+            return "root".into();
+        }
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(self.owner_uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| format!("#{}", self.owner_uid))
+    }
+
+    /// The OCI state as `state` prints it.
+    pub fn oci_state(&self) -> OciState {
+        let status = self.current_status();
+        let pid = match status {
+            Status::Stopped | Status::Creating => 0,
+            _ => self.init.map(|p| p.pid).unwrap_or(0),
+        };
+        OciState {
+            oci_version: OCI_VERSION.to_string(),
+            id: self.id.clone(),
+            status: status.to_string(),
+            pid,
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            owner: self.owner_name(),
+            annotations: self.annotations.clone(),
+        }
+    }
+}
+
+/// The runtime-spec state object, with runc's extra fields (rootfs, created,
+/// owner) that clients and people read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState {
+    pub oci_version: String,
+    pub id: String,
+    pub status: String,
+    pub pid: i32,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+}
+
+/// Write `contents` to `path` atomically (temporary file + rename), for pid
+/// files that a waiting client may read at any moment.
+pub fn write_file_atomic(path: &std::path::Path, contents: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Invalid(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.husk-tmp", name.to_string_lossy()));
+    std::fs::write(&tmp, contents).with_ctx(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_ctx(|| format!("write {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! The library's error type. Every variant renders as one line that names
+//! what was wrong; the CLI prints it as is.
+
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid container id {0:?}: it must match ^[\\w+.-]+$")]
+    InvalidId(String),
+    #[error("container {0:?} does not exist")]
+    NotFound(String),
+    #[error("container {0:?} already exists")]
+    Exists(String),
+    #[error("{0}")]
+    Spec(String),
+    #[error("cannot {op} container {id:?}: it is {status}")]
+    BadState {
+        id: String,
+        op: &'static str,
+        status: String,
+    },
+    #[error("{what}: {}", errno_text(.source))]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A message from the sandbox (boot or gofer), passed on verbatim.
+    #[error("{0}")]
+    Sandbox(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attach "what we were doing" to an io::Error.
+pub trait IoContext<T> {
+    fn ctx<S: Into<String>>(self, what: S) -> Result<T>;
+    fn with_ctx<S: Into<String>, F: FnOnce() -> S>(self, f: F) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx<S: Into<String>>(self, what: S) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            what: what.into(),
+            source,
+        })
+    }
+    fn with_ctx<S: Into<String>, F: FnOnce() -> S>(self, f: F) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            what: f().into(),
+            source,
+        })
+    }
+}
+
+impl<T> IoContext<T> for nix::Result<T> {
+    fn ctx<S: Into<String>>(self, what: S) -> Result<T> {
+        self.map_err(|e| Error::Io {
+            what: what.into(),
+            source: e.into(),
+        })
+    }
+    fn with_ctx<S: Into<String>, F: FnOnce() -> S>(self, f: F) -> Result<T> {
+        self.map_err(|e| Error::Io {
+            what: f().into(),
+            source: e.into(),
+        })
+    }
+}
+
+/// Go-style lower-case description of an OS error ("no such file or
+/// directory"), which is what runc prints and clients match on.
+pub fn errno_text(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => {
+            let s = nix::errno::Errno::from_raw(n).desc().to_string();
+            let mut c = s.chars();
+            match c.next() {
+                Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
+                None => s,
+            }
+        }
+        None => e.to_string(),
+    }
+}
