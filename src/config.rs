@@ -95,7 +95,8 @@ pub struct Config {
     pub seccomp_baseline: OnOff,
 
     /// Accepted for runc compatibility; husk detects rootless mode itself.
-    #[arg(long, global = true, value_name = "VALUE")]
+    /// (Only before the command: `spec --rootless` is a different flag.)
+    #[arg(long, value_name = "VALUE")]
     pub rootless: Option<String>,
 }
 

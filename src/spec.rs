@@ -165,6 +165,53 @@ pub fn pod_role(spec: &Spec) -> Result<PodRole> {
     }
 }
 
+/// Device cgroup rules every container gets after the spec's own (as runc
+/// does): mknod of any device, the default devices, ptys and tun, plus the
+/// devices the spec creates in linux.devices.
+pub fn add_default_device_rules(spec: &mut Spec) {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+    let mut rules: Vec<serde_json::Value> = vec![
+        json!({"allow": true, "type": "c", "access": "m"}),
+        json!({"allow": true, "type": "b", "access": "m"}),
+    ];
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+        (10, 200),
+    ] {
+        rules.push(
+            json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"}),
+        );
+    }
+    rules.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
+    let Some(linux) = spec.linux_mut().as_mut() else {
+        return;
+    };
+    for d in linux.devices().iter().flatten() {
+        let t = serde_json::to_value(d.typ()).unwrap_or(json!("c"));
+        let t = if t == json!("u") { json!("c") } else { t };
+        rules.push(json!({"allow": true, "type": t, "major": d.major(), "minor": d.minor(), "access": "rwm"}));
+    }
+    let extra: Vec<LinuxDeviceCgroup> = rules
+        .into_iter()
+        .filter_map(|r| serde_json::from_value(r).ok())
+        .collect();
+    let mut res = linux
+        .resources()
+        .clone()
+        .unwrap_or_else(LinuxResources::default);
+    let mut devs = res.devices().clone().unwrap_or_default();
+    devs.extend(extra);
+    res.set_devices(Some(devs));
+    linux.set_resources(Some(res));
+}
+
 /// The absolute path of the rootfs for `bundle`.
 pub fn rootfs_path(bundle: &Path, spec: &Spec) -> PathBuf {
     let p = spec
@@ -300,6 +347,29 @@ mod tests {
         v["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
         let err = validate(&spec_from(v)).unwrap_err().to_string();
         assert!(err.contains("SELinux is not supported"), "{err}");
+    }
+
+    #[test]
+    fn default_device_rules_follow_the_specs() {
+        let mut s = spec_from(default_spec(false));
+        add_default_device_rules(&mut s);
+        let devs = s
+            .linux()
+            .as_ref()
+            .unwrap()
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .clone()
+            .unwrap();
+        assert!(!devs[0].allow(), "the spec's deny-all stays first");
+        assert!(devs
+            .iter()
+            .any(|d| d.allow() && d.major() == Some(1) && d.minor() == Some(3)));
+        assert!(devs
+            .iter()
+            .any(|d| d.allow() && d.major() == Some(136) && d.minor().is_none()));
     }
 
     #[test]

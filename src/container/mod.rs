@@ -158,7 +158,8 @@ impl Container {
                 }
             )));
         }
-        let spec = spec::load(&bundle)?;
+        let mut spec = spec::load(&bundle)?;
+        spec::add_default_device_rules(&mut spec);
         let role = spec::pod_role(&spec)?;
         if let PodRole::Sub { sandbox_id } = &role {
             return Err(Error::Spec(format!(
