@@ -1,0 +1,16 @@
+#!/bin/sh
+# Install what building and testing husk needs on Debian 12 (as root).
+# Idempotent: packages already present are left alone.
+set -eu
+PKGS="busybox-static libseccomp-dev pkg-config gcc podman containerd iproute2 util-linux procps"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+command -v cargo >/dev/null || { echo "install-deps: cargo (Rust toolchain) is required" >&2; exit 1; }

@@ -1,0 +1,9 @@
+#!/bin/sh
+# Fresh Debian 12 machine, as root: install what the tests need, check
+# formatting and lints, run every test (unit and integration).
+set -eu
+cd "$(dirname "$0")/.."
+sh scripts/install-deps.sh
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo test --all-targets 2>&1
