@@ -121,7 +121,14 @@ impl Env {
     pub fn wait_status(&self, id: &str, want: &str, secs: u64) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
-            let st = self.status(id);
+            // The container may not exist yet (a `run` still starting).
+            let out = self.husk(&["state", id]);
+            let st = if out.status.success() {
+                let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+                v["status"].as_str().unwrap().to_string()
+            } else {
+                "absent".to_string()
+            };
             if st == want {
                 return;
             }
