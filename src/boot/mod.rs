@@ -70,8 +70,14 @@ struct Ctr {
 }
 
 struct ExecProc {
-    _pidfd: OwnedFd,
-    waiters: Vec<UnixStream>,
+    pidfd: OwnedFd,
+    waiters: Vec<Waiter>,
+}
+
+/// A parked `WaitPid` connection.
+struct Waiter {
+    conn: UnixStream,
+    kill_on_close: bool,
 }
 
 pub struct Boot {
@@ -128,7 +134,7 @@ impl Boot {
                     return Ok(st.0);
                 }
             }
-            let mut fds = [
+            let mut fds = vec![
                 libc::pollfd {
                     fd: self.listener.as_raw_fd(),
                     events: libc::POLLIN,
@@ -140,8 +146,20 @@ impl Boot {
                     revents: 0,
                 },
             ];
-            // SAFETY: poll on two valid pollfds we own for the call.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            // Waiters that stand in for a process: watch for them going away.
+            let mut watched = Vec::new();
+            for (pid, ep) in &self.execs {
+                for w in ep.waiters.iter().filter(|w| w.kill_on_close) {
+                    fds.push(libc::pollfd {
+                        fd: w.conn.as_raw_fd(),
+                        events: libc::POLLIN | libc::POLLRDHUP,
+                        revents: 0,
+                    });
+                    watched.push(*pid);
+                }
+            }
+            // SAFETY: poll on valid pollfds we own for the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
             if n < 0 {
                 let e = std::io::Error::last_os_error();
                 if e.raw_os_error() == Some(libc::EINTR) {
@@ -151,6 +169,15 @@ impl Boot {
             }
             if fds[1].revents != 0 {
                 self.handle_signals();
+            }
+            for (pfd, pid) in fds[2..].iter().zip(watched) {
+                if pfd.revents != 0 {
+                    if let Some(ep) = self.execs.get(&pid) {
+                        tracing::debug!("waiter of process {pid} went away; killing it");
+                        let _ =
+                            crate::sys::process::pidfd_send_signal(ep.pidfd.as_fd(), libc::SIGKILL);
+                    }
+                }
             }
             if fds[0].revents != 0 && self.exiting.is_none() {
                 match self.listener.accept() {
@@ -214,7 +241,7 @@ impl Boot {
         }
         if let Some(ep) = self.execs.remove(&pid.as_raw()) {
             for w in ep.waiters {
-                let _ = wire::send(&w, &Response::Exited { status: st }, &[]);
+                let _ = wire::send(&w.conn, &Response::Exited { status: st }, &[]);
             }
             if self.exits.len() >= KEEP_EXITS {
                 self.exits.pop_front();
@@ -253,7 +280,7 @@ impl Boot {
         for ep in self.execs.values_mut() {
             for w in ep.waiters.drain(..) {
                 let _ = wire::send(
-                    &w,
+                    &w.conn,
                     &Response::Exited {
                         status: ExitStatus(137),
                     },
@@ -295,9 +322,12 @@ impl Boot {
                 },
                 None => not_found(&id),
             },
-            Request::WaitPid { pid } => {
+            Request::WaitPid { pid, kill_on_close } => {
                 if let Some(ep) = self.execs.get_mut(&pid) {
-                    ep.waiters.push(conn);
+                    ep.waiters.push(Waiter {
+                        conn,
+                        kill_on_close,
+                    });
                     return;
                 }
                 match self.exits.iter().find(|(p, _)| *p == pid) {
@@ -476,9 +506,9 @@ impl Boot {
         };
         // SAFETY: boot is single-threaded.
         let forked = unsafe { fork_into(ns.clone_flags, None) };
-        if let Some(own) = restore_pidns {
-            nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID)
-                .map_err(|e| Error::Sandbox(format!("restore pid namespace: {e}")))?;
+        // Only the parent goes back; the child lives in the new namespace.
+        if !matches!(forked, Ok(Forked::Child)) {
+            restore_pidns_for_children(restore_pidns, &forked)?;
         }
         let (pid, pidfd) = match forked {
             Err(e) => {
@@ -676,9 +706,9 @@ impl Boot {
             .map_err(|e| Error::Sandbox(format!("socketpair: {}", errno_text(&e))))?;
         // SAFETY: boot is single-threaded.
         let forked = unsafe { fork_into(0, None) };
-        if let Some(own) = own_pidns {
-            nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID)
-                .map_err(|e| Error::Sandbox(format!("restore pid namespace: {e}")))?;
+        // Only the parent goes back; the child lives in the container's one.
+        if !matches!(forked, Ok(Forked::Child)) {
+            restore_pidns_for_children(own_pidns, &forked)?;
         }
         let cgroup = c.cgroup.clone();
         let (pid, pidfd) = match forked {
@@ -724,7 +754,7 @@ impl Boot {
         self.execs.insert(
             pid.as_raw(),
             ExecProc {
-                _pidfd: pidfd,
+                pidfd,
                 waiters: Vec::new(),
             },
         );
@@ -771,6 +801,23 @@ fn redirect_stdio_to_null() {
             let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
         }
     }
+}
+
+/// Point our future children back at our own pid namespace after a fork into
+/// a container's. If that fails, kill the child just made and fail.
+fn restore_pidns_for_children(
+    own: Option<std::fs::File>,
+    forked: &std::io::Result<Forked>,
+) -> Result<()> {
+    let Some(own) = own else { return Ok(()) };
+    if let Err(e) = nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID) {
+        if let Ok(Forked::Parent { pid, .. }) = forked {
+            let _ = kill(*pid, Signal::SIGKILL);
+            let _ = waitpid(*pid, None);
+        }
+        return Err(Error::Sandbox(format!("restore pid namespace: {e}")));
+    }
+    Ok(())
 }
 
 /// setns into the pid namespace at `path` for our future children; returns

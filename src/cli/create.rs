@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::container::{Container, CreateOptions};
+use crate::container::{Console, Container, CreateOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,13 +35,14 @@ impl Args {
             id: self.id.clone(),
             bundle: self.bundle.clone(),
             pid_file: self.pid_file.clone(),
-            console_socket: self.console_socket.clone(),
+            console: self.console_socket.clone().map(Console::Path),
             preserve_fds: self.preserve_fds,
+            spec: None,
         }
     }
 }
 
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
-    Container::create(cfg, &a.options()).with_context(|| format!("create {}", a.id))?;
+    Container::create(cfg, a.options()).with_context(|| format!("create {}", a.id))?;
     Ok(0)
 }

@@ -4,13 +4,21 @@
 mod boot;
 mod create;
 mod delete;
+mod events;
+mod exec;
+mod features;
 mod gofer;
 mod kill;
 mod list;
+mod pause;
+mod ps;
+mod resume;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod tty;
+mod update;
 
 use clap::{Parser, Subcommand};
 
@@ -48,6 +56,20 @@ pub enum Command {
     List(list::Args),
     /// Write a default config.json.
     Spec(spec::Args),
+    /// Run a process in a running container.
+    Exec(exec::Args),
+    /// List a container's processes.
+    Ps(ps::Args),
+    /// Resource usage and OOM events of a container.
+    Events(events::Args),
+    /// Freeze every process of a container.
+    Pause(pause::Args),
+    /// Thaw a paused container.
+    Resume(resume::Args),
+    /// Change a running container's resource limits.
+    Update(update::Args),
+    /// Print the OCI features document of this runtime.
+    Features(features::Args),
     /// The sandbox process (internal; started by husk itself).
     #[command(hide = true)]
     Boot(boot::Args),
@@ -68,6 +90,13 @@ impl Command {
             Command::Run(a) => ("run", Some(&a.id)),
             Command::List(_) => ("list", None),
             Command::Spec(_) => ("spec", None),
+            Command::Exec(a) => ("exec", Some(&a.id)),
+            Command::Ps(a) => ("ps", Some(&a.id)),
+            Command::Events(a) => ("events", Some(&a.id)),
+            Command::Pause(a) => ("pause", Some(&a.id)),
+            Command::Resume(a) => ("resume", Some(&a.id)),
+            Command::Update(a) => ("update", Some(&a.id)),
+            Command::Features(_) => ("features", None),
             Command::Boot(a) => ("boot", Some(&a.sandbox_id)),
             Command::Gofer(a) => ("gofer", Some(&a.id)),
         }
@@ -85,6 +114,13 @@ pub fn dispatch(cfg: &Config, cmd: Command) -> anyhow::Result<i32> {
         Command::Run(a) => run::run(cfg, a),
         Command::List(a) => list::run(cfg, a),
         Command::Spec(a) => spec::run(cfg, a),
+        Command::Exec(a) => exec::run(cfg, a),
+        Command::Ps(a) => ps::run(cfg, a),
+        Command::Events(a) => events::run(cfg, a),
+        Command::Pause(a) => pause::run(cfg, a),
+        Command::Resume(a) => resume::run(cfg, a),
+        Command::Update(a) => update::run(cfg, a),
+        Command::Features(a) => features::run(cfg, a),
         Command::Boot(a) => boot::run(cfg, a),
         Command::Gofer(a) => gofer::run(cfg, a),
     }

@@ -1,12 +1,13 @@
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
 
 use crate::config::Config;
-use crate::container::{Container, CreateOptions};
+use crate::container::{Console, Container, CreateOptions};
 use crate::sys::process::pidfd_open;
 
 #[derive(Debug, clap::Args)]
@@ -43,7 +44,7 @@ pub struct Args {
 }
 
 /// Signals `run` passes on to the container while it waits.
-const FORWARD: &[Signal] = &[
+pub const FORWARD: &[Signal] = &[
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
@@ -56,12 +57,33 @@ const FORWARD: &[Signal] = &[
 
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     let ctx = || format!("run {}", a.id);
+    let spec = crate::spec::load(&absolute(&a.bundle)).with_context(ctx)?;
+    let spec_terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    // A terminal without a console socket: be the console ourselves, as runc
+    // does for a person at a shell.
+    let mut proxy = None;
+    let console = match (&a.console_socket, spec_terminal) {
+        (Some(p), _) => Some(Console::Path(p.clone())),
+        (None, true) if !a.detach => {
+            if !super::tty::stdin_is_tty() {
+                anyhow::bail!(
+                    "run {}: process.terminal is true but standard input is not a terminal and no --console-socket was given",
+                    a.id
+                );
+            }
+            let (theirs, ours) = super::tty::console_pair()?;
+            proxy = Some(ours);
+            Some(theirs)
+        }
+        _ => None,
+    };
     let opts = CreateOptions {
         id: a.id.clone(),
         bundle: a.bundle.clone(),
         pid_file: a.pid_file.clone(),
-        console_socket: a.console_socket.clone(),
+        console,
         preserve_fds: a.preserve_fds,
+        spec: Some(spec),
     };
     // Block the signals we forward before the container exists, so none is
     // lost between start and the wait loop.
@@ -72,9 +94,13 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     if !a.detach {
         mask.thread_block().context("block signals")?;
     }
-    let created = Container::create(cfg, &opts).with_context(ctx)?;
+    let created = Container::create(cfg, opts).with_context(ctx)?;
     let mut c = created.container;
     let mut boot = created.boot_child;
+    let master = match &proxy {
+        Some(sock) => Some(super::tty::receive_master(sock).with_context(ctx)?),
+        None => None,
+    };
     if let Err(e) = c.start() {
         let _ = c.delete(true);
         if let Some(b) = boot.as_mut() {
@@ -85,42 +111,23 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    let init_pid = c.state.init.map(|p| p.pid).unwrap_or(0);
+    let init_pid = Pid::from_raw(c.state.init.map(|p| p.pid).unwrap_or(0));
     // Let other commands (kill, pause, exec) lock the container while we wait.
     drop(c);
     let Some(mut boot) = boot else {
         anyhow::bail!("run {}: no sandbox process to wait for", a.id);
     };
-    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .context("signalfd")?;
-    let bootfd = pidfd_open(nix::unistd::Pid::from_raw(boot.id() as i32)).context("pidfd")?;
-    loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: sigfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: bootfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: poll on two valid pollfds.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n < 0 {
-            continue;
-        }
-        if fds[0].revents != 0 {
-            while let Ok(Some(info)) = sigfd.read_signal() {
-                if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(init_pid), sig);
-                }
-            }
-        }
-        if fds[1].revents != 0 {
-            break;
+    let bootfd = pidfd_open(Pid::from_raw(boot.id() as i32)).context("pidfd")?;
+    match master {
+        Some(m) => super::tty::proxy(m, bootfd.as_fd(), &mut |sig| {
+            let _ = nix::sys::signal::kill(init_pid, sig);
+        }),
+        None => {
+            let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+                .context("signalfd")?;
+            forward_until(&sigfd, bootfd.as_raw_fd(), |sig| {
+                let _ = nix::sys::signal::kill(init_pid, sig);
+            });
         }
     }
     let status = boot.wait().context("wait for sandbox")?;
@@ -140,4 +147,45 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         }
     }
     Ok(code)
+}
+
+/// Pass signals arriving on `sigfd` to `forward` until `done` is readable.
+pub fn forward_until(sigfd: &SignalFd, done: i32, mut forward: impl FnMut(Signal)) {
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: sigfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: done,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: poll on two valid pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            continue;
+        }
+        if fds[0].revents != 0 {
+            while let Ok(Some(info)) = sigfd.read_signal() {
+                if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
+                    forward(sig);
+                }
+            }
+        }
+        if fds[1].revents != 0 {
+            return;
+        }
+    }
+}
+
+fn absolute(p: &std::path::Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    }
 }

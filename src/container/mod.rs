@@ -10,11 +10,11 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxResources, Process, Spec};
 
 use crate::cgroups::{self, CgroupPath};
 use crate::config::{Config, FileAccess};
-use crate::control::{CreateContainer, CreateFds, ExitStatus};
+use crate::control::{CreateContainer, CreateFds, ExecProcess, ExitStatus};
 use crate::error::{errno_text, Error, IoContext, Result};
 use crate::gofer::GoferRequest;
 use crate::sandbox::{self, Gofer, Launched, Sandbox};
@@ -22,7 +22,7 @@ use crate::spec::{self, PodRole};
 
 use self::hooks::Stage;
 use self::lock::DirLock;
-use self::state::{OciState, SandboxRef, State, Status};
+use self::state::{OciState, ProcRef, SandboxRef, State, Status};
 
 /// Container ids: runc's rule, ^[\w+.-]+$, and never "." or "..".
 pub fn validate_id(id: &str) -> Result<()> {
@@ -40,13 +40,41 @@ pub fn validate_id(id: &str) -> Result<()> {
     }
 }
 
+/// Where the pty master of a terminal process goes.
+#[derive(Debug)]
+pub enum Console {
+    /// The caller's console socket (`--console-socket`).
+    Path(PathBuf),
+    /// An already connected socket (husk's own tty proxy for `run -t`).
+    Fd(OwnedFd),
+}
+
+impl Console {
+    fn connect(self) -> Result<OwnedFd> {
+        match self {
+            Console::Fd(fd) => Ok(fd),
+            Console::Path(p) => connect_console(&p),
+        }
+    }
+}
+
 /// Options of `create` (and `run`).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct CreateOptions {
     pub id: String,
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
-    pub console_socket: Option<PathBuf>,
+    pub console: Option<Console>,
+    pub preserve_fds: u32,
+    /// The bundle's spec, when the caller has already loaded it.
+    pub spec: Option<Spec>,
+}
+
+/// Options of `exec`.
+#[derive(Debug)]
+pub struct ExecOptions {
+    pub process: Process,
+    pub console: Option<Console>,
     pub preserve_fds: u32,
 }
 
@@ -144,7 +172,7 @@ impl Container {
 
     /// `create`: everything up to a container whose init waits for `start`.
     /// On failure nothing is left behind: processes, cgroup, state directory.
-    pub fn create(cfg: &Config, opts: &CreateOptions) -> Result<Created> {
+    pub fn create(cfg: &Config, mut opts: CreateOptions) -> Result<Created> {
         validate_id(&opts.id)?;
         let bundle = absolute(&opts.bundle)?;
         if !bundle.is_dir() {
@@ -158,7 +186,10 @@ impl Container {
                 }
             )));
         }
-        let mut spec = spec::load(&bundle)?;
+        let mut spec = match opts.spec.take() {
+            Some(s) => s,
+            None => spec::load(&bundle)?,
+        };
         spec::add_default_device_rules(&mut spec);
         let role = spec::pod_role(&spec)?;
         if let PodRole::Sub { sandbox_id } = &role {
@@ -168,14 +199,14 @@ impl Container {
             )));
         }
         if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true)
-            && opts.console_socket.is_none()
+            && opts.console.is_none()
         {
             return Err(Error::Spec(
                 "process.terminal is true but no --console-socket was given".into(),
             ));
         }
-        let console = match &opts.console_socket {
-            Some(p) => Some(connect_console(p)?),
+        let console = match opts.console.take() {
+            Some(c) => Some(c.connect()?),
             None => None,
         };
 
@@ -214,6 +245,7 @@ impl Container {
             cgroup: CgroupPath::default(),
             hooks: spec.hooks().clone(),
             is_root: matches!(role, PodRole::Root),
+            process: spec.process().clone(),
         };
 
         let gofer = if cfg.file_access == FileAccess::Proxy {
@@ -350,6 +382,96 @@ impl Container {
     pub fn wait(&self) -> Result<ExitStatus> {
         let sb = self.live_sandbox("wait")?;
         sb.wait(&self.state.id)
+    }
+
+    /// `exec`: run another process in the container. Returns the process
+    /// (a child of the sandbox) and the sandbox that watches it.
+    pub fn exec(&self, opts: ExecOptions) -> Result<(ProcRef, Sandbox)> {
+        let st = self.status();
+        if st != Status::Running {
+            return Err(Error::BadState {
+                id: self.state.id.clone(),
+                op: "exec in",
+                status: st.to_string(),
+            });
+        }
+        if opts.process.terminal() == Some(true) && opts.console.is_none() {
+            return Err(Error::Invalid(
+                "a terminal was requested but there is no console socket".into(),
+            ));
+        }
+        let sb = self.live_sandbox("exec in")?;
+        let console = match opts.console {
+            Some(c) => Some(c.connect()?),
+            None => None,
+        };
+        let mut fds: Vec<RawFd> = vec![0, 1, 2];
+        let console_socket = console.as_ref().map(|c| {
+            fds.push(c.as_raw_fd());
+            fds.len() - 1
+        });
+        let mut preserved = Vec::new();
+        for i in 0..opts.preserve_fds {
+            preserved.push(fds.len());
+            fds.push(3 + i as RawFd);
+        }
+        let req = ExecProcess {
+            id: self.state.id.clone(),
+            process: Box::new(opts.process),
+            stdio: [0, 1, 2],
+            console_socket,
+            preserved,
+        };
+        let p = sb.exec(req, &fds)?;
+        Ok((p, sb))
+    }
+
+    /// The host pids of the container's processes.
+    pub fn processes(&self) -> Result<Vec<i32>> {
+        let sb = self.live_sandbox("list processes of")?;
+        sb.processes(&self.state.id)
+    }
+
+    pub fn pause(&mut self) -> Result<()> {
+        let st = self.status();
+        if st != Status::Running {
+            return Err(Error::BadState {
+                id: self.state.id.clone(),
+                op: "pause",
+                status: st.to_string(),
+            });
+        }
+        self.live_sandbox("pause")?.pause(&self.state.id)?;
+        self.state.status = Status::Paused;
+        self.save()
+    }
+
+    pub fn resume(&mut self) -> Result<()> {
+        let st = self.status();
+        if st != Status::Paused {
+            return Err(Error::BadState {
+                id: self.state.id.clone(),
+                op: "resume",
+                status: st.to_string(),
+            });
+        }
+        self.live_sandbox("resume")?.resume(&self.state.id)?;
+        self.state.status = Status::Running;
+        self.save()
+    }
+
+    pub fn stats(&self) -> Result<serde_json::Value> {
+        self.live_sandbox("read stats of")?.stats(&self.state.id)
+    }
+
+    /// OOM kills recorded in the container's cgroup.
+    pub fn oom_kills(&self) -> u64 {
+        self.state.cgroup.oom_kills()
+    }
+
+    pub fn update(&self, resources: LinuxResources) -> Result<()> {
+        self.live_sandbox("update")?
+            .update(&self.state.id, resources)
     }
 
     /// `delete`: refuse a live container unless forced (a created one may

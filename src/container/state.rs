@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
-use oci_spec::runtime::Hooks;
+use oci_spec::runtime::{Hooks, Process};
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::CgroupPath;
@@ -87,6 +87,9 @@ pub struct State {
     pub hooks: Option<Hooks>,
     /// Whether this container is its sandbox's root container.
     pub is_root: bool,
+    /// The container's process, the defaults for `exec`.
+    #[serde(default)]
+    pub process: Option<Process>,
 }
 
 impl State {
@@ -147,10 +150,12 @@ impl State {
                 let alive = self.init.is_some_and(|p| p.is_alive());
                 if !alive {
                     Status::Stopped
-                } else if s == Status::Running && self.cgroup_frozen() {
+                } else if s == Status::Created {
+                    Status::Created
+                } else if self.cgroup_frozen() {
                     Status::Paused
                 } else {
-                    s
+                    Status::Running
                 }
             }
         }

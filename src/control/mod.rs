@@ -68,9 +68,12 @@ pub enum Request {
     Wait {
         id: String,
     },
-    /// Reply once the process `pid` (started by Exec) has exited.
+    /// Reply once the process `pid` (started by Exec) has exited. With
+    /// `kill_on_close`, the caller stands in for the process (a pid-file
+    /// waiter): if its connection goes away first, the process is killed.
     WaitPid {
         pid: i32,
+        kill_on_close: bool,
     },
     Exec(Box<ExecProcess>),
     Processes {

@@ -175,9 +175,9 @@ impl Sandbox {
 
     /// Open a connection that will answer when `pid` (an exec'd process)
     /// exits. Kept separate so a waiter process can hold it.
-    pub fn wait_pid_conn(&self, pid: i32) -> Result<UnixStream> {
+    pub fn wait_pid_conn(&self, pid: i32, kill_on_close: bool) -> Result<UnixStream> {
         let conn = self.connect()?;
-        wire::send(&conn, &Request::WaitPid { pid }, &[])
+        wire::send(&conn, &Request::WaitPid { pid, kill_on_close }, &[])
             .map_err(|e| Error::Sandbox(format!("send to sandbox: {}", errno_text(&e))))?;
         Ok(conn)
     }

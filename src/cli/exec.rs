@@ -1,0 +1,311 @@
+//! `husk exec`: run a process in a running container.
+//!
+//! The process is a child of the sandbox (boot), not of husk. A client that
+//! waits on the pid in `--pid-file` (conmon, containerd's shim: subreapers)
+//! gets a small waiter process instead: forked from `husk exec`, it becomes
+//! the client's child when husk exits, passes signals on to the real
+//! process, and exits with its status. If the waiter is killed, the sandbox
+//! kills the process it stood for.
+
+use std::collections::HashSet;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use anyhow::{bail, Context};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::{ForkResult, Pid};
+use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
+
+use crate::config::Config;
+use crate::container::state::write_file_atomic;
+use crate::container::{Console, Container, ExecOptions};
+use crate::control::{wire, Response};
+use crate::sys::process::{pidfd_open, pidfd_send_signal};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A process.json (OCI process object) to run.
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Return once the process has started.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Write the pid of a process that exits with the exec'd process's status.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Give the process a terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// AF_UNIX socket that receives the pty master.
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Working directory in the container.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Environment variables (KEY=VALUE).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// uid[:gid] to run as.
+    #[arg(short = 'u', long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Additional group ids.
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability.
+    #[arg(short = 'c', long = "cap", value_name = "CAP")]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Pass this many extra descriptors (from fd 3) to the process.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: u32,
+    /// SELinux label (refused: SELinux is not supported).
+    #[arg(long, value_name = "LABEL")]
+    pub process_label: Option<String>,
+    /// AppArmor profile.
+    #[arg(short = 'a', long, value_name = "PROFILE")]
+    pub apparmor: Option<String>,
+    /// Accepted for runc compatibility.
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// Accepted for runc compatibility (sub-cgroup to run in).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+    /// Container id.
+    pub id: String,
+    /// Command and arguments (when no --process is given).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+fn load_process(path: &PathBuf) -> anyhow::Result<Process> {
+    let text =
+        std::fs::read(path).with_context(|| format!("read process file {}", path.display()))?;
+    let p: Process = serde_json::from_slice(&text)
+        .map_err(|e| anyhow::anyhow!("parse process file {}: {}", path.display(), e))?;
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        bail!("process file {}: args must name a program", path.display());
+    }
+    Ok(p)
+}
+
+fn capability(name: &str) -> anyhow::Result<Capability> {
+    let full = if name.to_ascii_uppercase().starts_with("CAP_") {
+        name.to_ascii_uppercase()
+    } else {
+        format!("CAP_{}", name.to_ascii_uppercase())
+    };
+    caps::Capability::from_str(&full)
+        .map_err(|_| anyhow::anyhow!("unknown capability {name:?}"))?;
+    serde_json::from_value(serde_json::Value::String(full))
+        .map_err(|_| anyhow::anyhow!("unknown capability {name:?}"))
+}
+
+/// The process to run: from --process, or the container's own process with
+/// the command line's overrides (as runc builds it).
+fn build_process(a: &Args, base: Option<Process>) -> anyhow::Result<Process> {
+    if a.process_label.as_deref().is_some_and(|l| !l.is_empty()) {
+        bail!("--process-label: SELinux is not supported");
+    }
+    let mut p = match &a.process {
+        Some(path) => load_process(path)?,
+        None => {
+            if a.args.is_empty() {
+                bail!("no command given (pass ARGS or --process)");
+            }
+            let mut p = base.unwrap_or_default();
+            p.set_args(Some(a.args.clone()));
+            p.set_terminal(Some(false));
+            p.set_console_size(None);
+            p
+        }
+    };
+    if a.tty {
+        p.set_terminal(Some(true));
+    }
+    if let Some(cwd) = &a.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if !a.env.is_empty() {
+        let mut env = p.env().clone().unwrap_or_default();
+        for kv in &a.env {
+            let key = kv.split('=').next().unwrap_or_default();
+            env.retain(|e| e.split('=').next() != Some(key));
+            env.push(kv.clone());
+        }
+        p.set_env(Some(env));
+    }
+    if let Some(u) = &a.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (u.as_str(), None),
+        };
+        let uid: u32 = uid
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--user {u:?}: only numeric uid[:gid] is supported"))?;
+        let mut user = p.user().clone();
+        user.set_uid(uid);
+        if let Some(g) = gid {
+            user.set_gid(
+                g.parse()
+                    .map_err(|_| anyhow::anyhow!("--user {u:?}: gid is not a number"))?,
+            );
+        }
+        p.set_user(user);
+    }
+    if !a.additional_gids.is_empty() {
+        let mut user = p.user().clone();
+        user.set_additional_gids(Some(a.additional_gids.clone()));
+        p.set_user(user);
+    }
+    if !a.cap.is_empty() {
+        let mut caps = p
+            .capabilities()
+            .clone()
+            .unwrap_or_else(LinuxCapabilities::default);
+        let add = |set: &Option<HashSet<Capability>>, c: Capability| {
+            let mut s = set.clone().unwrap_or_default();
+            s.insert(c);
+            Some(s)
+        };
+        for name in &a.cap {
+            let c = capability(name)?;
+            caps.set_bounding(add(caps.bounding(), c));
+            caps.set_effective(add(caps.effective(), c));
+            caps.set_permitted(add(caps.permitted(), c));
+            caps.set_inheritable(add(caps.inheritable(), c));
+            caps.set_ambient(add(caps.ambient(), c));
+        }
+        p.set_capabilities(Some(caps));
+    }
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if let Some(profile) = &a.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    Ok(p)
+}
+
+pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
+    let ctx = || format!("exec {}", a.id);
+    let c = Container::load(cfg, &a.id).with_context(ctx)?;
+    let process = build_process(&a, c.state.process.clone()).with_context(ctx)?;
+    let terminal = process.terminal() == Some(true);
+    let mut proxy: Option<UnixStream> = None;
+    let console = match (&a.console_socket, terminal) {
+        (Some(p), _) => Some(Console::Path(p.clone())),
+        (None, true) => {
+            if a.detach || !super::tty::stdin_is_tty() {
+                bail!(
+                    "exec {}: --tty needs --console-socket, or a terminal on standard input",
+                    a.id
+                );
+            }
+            let (theirs, ours) = super::tty::console_pair()?;
+            proxy = Some(ours);
+            Some(theirs)
+        }
+        (None, false) => None,
+    };
+    let mut mask = SigSet::empty();
+    for s in super::run::FORWARD {
+        mask.add(*s);
+    }
+    mask.thread_block().context("block signals")?;
+    let (proc_ref, sandbox) = c
+        .exec(ExecOptions {
+            process,
+            console,
+            preserve_fds: a.preserve_fds,
+        })
+        .with_context(ctx)?;
+    // Other husk commands may lock the container while this one waits.
+    drop(c);
+    let pidfd = pidfd_open(Pid::from_raw(proc_ref.pid)).ok();
+    let forward = |sig: Signal| {
+        if let Some(fd) = pidfd.as_ref() {
+            let _ = pidfd_send_signal(fd.as_fd(), sig as i32);
+        }
+    };
+
+    if a.detach {
+        let conn = sandbox
+            .wait_pid_conn(proc_ref.pid, true)
+            .with_context(ctx)?;
+        let waiter = spawn_waiter(conn, pidfd.as_ref(), &mask).with_context(ctx)?;
+        if let Some(pf) = &a.pid_file {
+            write_file_atomic(pf, waiter.to_string().as_bytes()).with_context(ctx)?;
+        }
+        return Ok(0);
+    }
+    if let Some(pf) = &a.pid_file {
+        // In the foreground, husk exec itself exits with the status.
+        write_file_atomic(pf, std::process::id().to_string().as_bytes()).with_context(ctx)?;
+    }
+    let conn = sandbox
+        .wait_pid_conn(proc_ref.pid, false)
+        .with_context(ctx)?;
+    match proxy {
+        Some(sock) => {
+            let master = super::tty::receive_master(&sock).with_context(ctx)?;
+            super::tty::proxy(master, conn.as_fd(), &mut |sig| forward(sig));
+        }
+        None => {
+            let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+                .context("signalfd")?;
+            super::run::forward_until(&sigfd, conn.as_raw_fd(), forward);
+        }
+    }
+    Ok(read_exit(&conn))
+}
+
+/// The status carried by a WaitPid answer; 255 if the sandbox went away.
+fn read_exit(conn: &UnixStream) -> i32 {
+    match wire::recv::<Response, _>(conn) {
+        Ok((Response::Exited { status }, _)) => status.0,
+        _ => 255,
+    }
+}
+
+/// Fork the waiter: it holds `conn` (boot answers on it when the process
+/// exits), forwards signals to the process, and exits with its status.
+fn spawn_waiter(conn: UnixStream, pidfd: Option<&OwnedFd>, mask: &SigSet) -> anyhow::Result<i32> {
+    // SAFETY: husk's CLI is single-threaded, so the child may run Rust code.
+    match unsafe { nix::unistd::fork() }.context("fork waiter")? {
+        ForkResult::Parent { child } => Ok(child.as_raw()),
+        ForkResult::Child => {
+            let _ = nix::unistd::setsid();
+            if let Ok(null) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
+                for fd in 0..3 {
+                    let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+                }
+            }
+            let mut keep = vec![conn.as_raw_fd()];
+            if let Some(p) = pidfd {
+                keep.push(p.as_raw_fd());
+            }
+            let sigfd = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK);
+            if let Ok(s) = &sigfd {
+                keep.push(s.as_raw_fd());
+            }
+            crate::sys::process::close_fds_except(&keep);
+            if let Ok(sigfd) = sigfd {
+                super::run::forward_until(&sigfd, conn.as_raw_fd(), |sig| {
+                    if let Some(fd) = pidfd {
+                        let _ = pidfd_send_signal(fd.as_fd(), sig as i32);
+                    }
+                });
+            }
+            crate::sys::process::exit_now(read_exit(&conn))
+        }
+    }
+}
