@@ -94,6 +94,13 @@ pub struct InitArgs<'a> {
 /// The child side after fork. Never returns: it execs or exits.
 pub fn child_main(args: InitArgs<'_>) -> ! {
     crate::sys::process::reset_signals();
+    let terminal = args.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    if terminal {
+        // A terminal process gets the pty as stdio at start; until then it
+        // must not hold the caller's stdio, which clients (containerd's
+        // shim) read until end-of-file before they go on.
+        null_stdio();
+    }
     let sync = match args.sync.try_clone() {
         Ok(s) => s,
         Err(_) => crate::sys::process::exit_now(1),
@@ -258,6 +265,18 @@ fn finish_and_exec(
         .map_err(|e| Error::Sandbox(format!("set parent death signal: {e}")))?;
     let _ = nix::unistd::chdir(&plan.cwd);
     Err(plan.exec())
+}
+
+fn null_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+        }
+    }
 }
 
 /// Put the three descriptors at 0, 1, 2.
