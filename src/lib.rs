@@ -14,5 +14,6 @@ pub mod gofer;
 pub mod logging;
 pub mod mount_options;
 pub mod sandbox;
+pub mod seccomp;
 pub mod spec;
 pub mod sys;

@@ -22,8 +22,18 @@ pub enum PodRole {
 pub fn load(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
     let text = std::fs::read(&path).with_ctx(|| format!("read {}", path.display()))?;
-    let spec: Spec = serde_json::from_slice(&text)
-        .map_err(|e| Error::Spec(format!("parse {}: {}", path.display(), short_serde(&e))))?;
+    let spec: Spec = serde_json::from_slice(&text).map_err(|e| {
+        // A seccomp profile with an unknown action, operator, architecture
+        // or flag: name the field rather than a line and column.
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
+            if let Some(sc) = v.get("linux").and_then(|l| l.get("seccomp")) {
+                if let Err(se) = crate::seccomp::check_json(sc) {
+                    return Error::Spec(format!("{}: {se}", path.display()));
+                }
+            }
+        }
+        Error::Spec(format!("parse {}: {}", path.display(), short_serde(&e)))
+    })?;
     validate(&spec)?;
     Ok(spec)
 }

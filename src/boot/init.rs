@@ -21,6 +21,7 @@ use crate::container::state::OciState;
 use crate::control::wire;
 use crate::error::{errno_text, Error, Result};
 use crate::gofer::{self, GoferRequest};
+use crate::seccomp::Prepared;
 
 /// Messages between boot and a container's init (or an exec'd process before
 /// it execs).
@@ -36,6 +37,9 @@ pub enum Sync {
     Ready,
     /// boot → init: exec the program.
     Start,
+    /// init → boot: a seccomp user-notification descriptor (attached) for
+    /// the spec's listenerPath.
+    SeccompNotify,
     /// either way: something failed; the message says what.
     Error { message: String },
 }
@@ -89,6 +93,7 @@ pub struct InitArgs<'a> {
     pub console: Option<OwnedFd>,
     pub mounts: MountSource,
     pub preserved: Vec<OwnedFd>,
+    pub seccomp: Option<Prepared>,
 }
 
 /// The child side after fork. Never returns: it execs or exits.
@@ -101,10 +106,15 @@ pub fn child_main(args: InitArgs<'_>) -> ! {
         // shim) read until end-of-file before they go on.
         null_stdio();
     }
-    let sync = match args.sync.try_clone() {
-        Ok(s) => s,
+    let mut args = args;
+    // Keep the sync socket far above the descriptors the program gets
+    // (stdio, --preserve-fds), with a second copy for reporting errors.
+    let (sync, reporter) = match relocate_pair(&args.sync) {
+        Ok(p) => p,
         Err(_) => crate::sys::process::exit_now(1),
     };
+    args.sync = sync;
+    let sync = reporter;
     let err = match run(args) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -133,6 +143,7 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
         console,
         mounts,
         preserved,
+        seccomp,
     } = args;
     // Die with the sandbox: a container never outlives its boot process.
     crate::sys::process::set_parent_death_signal(nix::sys::signal::Signal::SIGKILL)
@@ -216,7 +227,7 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
 
     hooks::run(hooks, Stage::StartContainer, &state)?;
     finish_and_exec(
-        cfg, process, &plan, &caps_plan, stdio, terminal, preserved, &sync,
+        cfg, process, &plan, &caps_plan, stdio, terminal, preserved, &sync, seccomp,
     )
 }
 
@@ -232,6 +243,7 @@ fn finish_and_exec(
     terminal: Option<OwnedFd>,
     preserved: Vec<OwnedFd>,
     sync: &UnixStream,
+    seccomp: Option<Prepared>,
 ) -> Result<Never> {
     let _ = cfg;
     nix::unistd::setsid().map_err(|e| Error::Sandbox(format!("setsid: {e}")))?;
@@ -245,26 +257,59 @@ fn finish_and_exec(
     } else if let Some(fds) = stdio {
         install_stdio(fds)?;
     }
-    // Runtime descriptors move out of the way of --preserve-fds targets.
-    let sync_high = nix::fcntl::fcntl(
-        sync.as_raw_fd(),
-        nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1000),
-    )
-    .map_err(|e| Error::Sandbox(format!("dup sync socket: {e}")))?;
     let preserve = process::place_preserved_fds(preserved)?;
     crate::sys::process::cloexec_from(3 + preserve)
         .map_err(|e| Error::Sandbox(format!("close descriptors: {e}")))?;
-    let _ = sync_high;
 
     process::apply_rlimits(process)?;
     process::set_oom_score_adj(process)?;
+    // Without no_new_privs, loading a filter takes CAP_SYS_ADMIN, so it
+    // goes in before the capabilities are dropped; otherwise as late as
+    // possible, so the fewest calls happen under it.
+    let nnp = process.no_new_privileges() == Some(true);
+    let mut seccomp = seccomp;
+    if !nnp {
+        install_seccomp(seccomp.take(), sync)?;
+    }
     process::set_identity(process, caps_plan)?;
     process::set_no_new_privs(process)?;
+    install_seccomp(seccomp.take(), sync)?;
     // Credential changes clear the parent-death signal; set it again.
     crate::sys::process::set_parent_death_signal(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| Error::Sandbox(format!("set parent death signal: {e}")))?;
     let _ = nix::unistd::chdir(&plan.cwd);
     Err(plan.exec())
+}
+
+/// Load the seccomp filters; a user-notification descriptor goes to boot,
+/// which hands it to the spec's listener (a host path this process cannot
+/// reach from inside the container).
+fn install_seccomp(plan: Option<Prepared>, sync: &UnixStream) -> Result<()> {
+    let Some(plan) = plan else { return Ok(()) };
+    if plan.is_empty() {
+        return Ok(());
+    }
+    if let Some(fd) = plan.install().map_err(|e| Error::Sandbox(e.to_string()))? {
+        wire::send(sync, &Sync::SeccompNotify, &[fd.as_raw_fd()]).map_err(|e| {
+            Error::Sandbox(format!(
+                "send seccomp notify fd to sandbox: {}",
+                errno_text(&e)
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Two copies of the sync socket at descriptors >= 1000.
+fn relocate_pair(sock: &UnixStream) -> std::io::Result<(UnixStream, UnixStream)> {
+    let high = |fd: RawFd| -> std::io::Result<UnixStream> {
+        let n = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1000))?;
+        // SAFETY: fcntl returned a new descriptor that we now own.
+        Ok(UnixStream::from(unsafe {
+            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n)
+        }))
+    };
+    Ok((high(sock.as_raw_fd())?, high(sock.as_raw_fd())?))
 }
 
 fn null_stdio() {
@@ -382,15 +427,19 @@ pub struct ExecArgs<'a> {
     pub cgroup: &'a CgroupPath,
     /// Namespace descriptors of the container's init to enter, user first.
     pub ns_fds: Vec<(CloneFlags, OwnedFd)>,
+    pub seccomp: Option<Prepared>,
 }
 
 /// The child side of `husk exec` after fork: enter the container, exec.
 pub fn exec_child_main(args: ExecArgs<'_>) -> ! {
     crate::sys::process::reset_signals();
-    let sync = match args.sync.try_clone() {
-        Ok(s) => s,
-        Err(_) => crate::sys::process::exit_now(1),
+    let mut args = args;
+    let (sync, reporter) = match relocate_pair(&args.sync) {
+        Ok(p) => p,
+        Err(_) => crate::sys::process::exit_now(127),
     };
+    args.sync = sync;
+    let sync = reporter;
     let err = match exec_run(args) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -438,5 +487,6 @@ fn exec_run(args: ExecArgs<'_>) -> Result<Never> {
         terminal,
         args.preserved,
         &args.sync,
+        args.seccomp,
     )
 }

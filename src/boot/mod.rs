@@ -61,6 +61,9 @@ enum Phase {
 }
 
 struct Ctr {
+    /// What hooks and seccomp agents are told about the container.
+    hook_state: OciState,
+    seccomp: Option<crate::seccomp::Prepared>,
     init: Pid,
     _pidfd: OwnedFd,
     sync: Option<UnixStream>,
@@ -532,6 +535,7 @@ impl Boot {
                     console,
                     mounts,
                     preserved,
+                    seccomp: req.seccomp.clone(),
                 })
             }
             Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
@@ -559,6 +563,8 @@ impl Boot {
         self.containers.insert(
             req.id.clone(),
             Ctr {
+                hook_state: req.hook_state,
+                seccomp: req.seccomp,
                 init: pid,
                 _pidfd: pidfd,
                 sync: Some(parent_sock),
@@ -658,15 +664,25 @@ impl Boot {
             .ok_or_else(|| Error::Sandbox(format!("container {id:?} lost its init")))?;
         init::send(&sock, &Sync::Start)?;
         // End-of-stream means the close-on-exec socket went away in execve.
-        match init::recv(&sock)? {
-            None => {
-                c.phase = Phase::Running;
-                Ok(())
+        loop {
+            match recv_with_fds(&sock)? {
+                (None, _) => {
+                    c.phase = Phase::Running;
+                    return Ok(());
+                }
+                (Some(Sync::SeccompNotify), fds) => {
+                    let mut st = c.hook_state.clone();
+                    st.pid = c.init.as_raw();
+                    st.status = "created".into();
+                    give_notify_fd(c.seccomp.as_ref(), fds, c.init, &st)?;
+                }
+                (Some(Sync::Error { message }), _) => return Err(Error::Sandbox(message)),
+                (Some(other), _) => {
+                    return Err(Error::Sandbox(format!(
+                        "container {id:?}: unexpected message from init: {other:?}"
+                    )))
+                }
             }
-            Some(Sync::Error { message }) => Err(Error::Sandbox(message)),
-            Some(other) => Err(Error::Sandbox(format!(
-                "container {id:?}: unexpected message from init: {other:?}"
-            ))),
         }
     }
 
@@ -711,6 +727,9 @@ impl Boot {
             restore_pidns_for_children(own_pidns, &forked)?;
         }
         let cgroup = c.cgroup.clone();
+        let seccomp = c.seccomp.clone();
+        let mut agent_state = c.hook_state.clone();
+        agent_state.status = "running".into();
         let (pid, pidfd) = match forked {
             Err(e) => return Err(Error::Sandbox(format!("fork: {}", errno_text(&e)))),
             Ok(Forked::Child) => {
@@ -730,6 +749,7 @@ impl Boot {
                     preserved,
                     cgroup: &cgroup,
                     ns_fds,
+                    seccomp: seccomp.clone(),
                 })
             }
             Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
@@ -738,16 +758,26 @@ impl Boot {
         drop(stdio);
         drop(console);
         drop(preserved);
-        match init::recv(&parent_sock)? {
-            None => {}
-            Some(Sync::Error { message }) => {
-                let _ = waitpid(pid, None);
-                return Err(Error::Sandbox(message));
-            }
-            Some(other) => {
-                return Err(Error::Sandbox(format!(
-                    "exec: unexpected message: {other:?}"
-                )))
+        loop {
+            match recv_with_fds(&parent_sock)? {
+                (None, _) => break,
+                (Some(Sync::SeccompNotify), fds) => {
+                    agent_state.pid = pid.as_raw();
+                    if let Err(e) = give_notify_fd(seccomp.as_ref(), fds, pid, &agent_state) {
+                        let _ = kill(pid, Signal::SIGKILL);
+                        let _ = waitpid(pid, None);
+                        return Err(e);
+                    }
+                }
+                (Some(Sync::Error { message }), _) => {
+                    let _ = waitpid(pid, None);
+                    return Err(Error::Sandbox(message));
+                }
+                (Some(other), _) => {
+                    return Err(Error::Sandbox(format!(
+                        "exec: unexpected message: {other:?}"
+                    )))
+                }
             }
         }
         let start_time = crate::sys::process::start_time(pid.as_raw()).unwrap_or(0);
@@ -760,6 +790,39 @@ impl Boot {
         );
         Ok((pid.as_raw(), start_time))
     }
+}
+
+/// A sync message and any descriptors that came with it; `None` at end of
+/// stream.
+fn recv_with_fds(sock: &UnixStream) -> Result<(Option<Sync>, Vec<OwnedFd>)> {
+    match wire::recv::<Sync, _>(sock) {
+        Ok((m, fds)) => Ok((Some(m), fds)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok((None, Vec::new())),
+        Err(e) => Err(Error::Sandbox(format!(
+            "sync with process: {}",
+            errno_text(&e)
+        ))),
+    }
+}
+
+/// Hand a seccomp user-notification fd to the profile's listener.
+fn give_notify_fd(
+    plan: Option<&crate::seccomp::Prepared>,
+    fds: Vec<OwnedFd>,
+    pid: Pid,
+    state: &OciState,
+) -> Result<()> {
+    let fd = fds
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Sandbox("seccomp notify: no descriptor came".into()))?;
+    let plan = plan.ok_or_else(|| Error::Sandbox("seccomp notify without a profile".into()))?;
+    let path = plan.listener_path().ok_or_else(|| {
+        Error::Spec("linux.seccomp.listenerPath is required for SCMP_ACT_NOTIFY".into())
+    })?;
+    let st = serde_json::to_value(state).map_err(|e| Error::Invalid(e.to_string()))?;
+    crate::seccomp::send_to_listener(path, plan.listener_metadata(), fd.as_fd(), pid.as_raw(), st)
+        .map_err(|e| Error::Sandbox(e.to_string()))
 }
 
 fn request_name(r: &Request) -> &'static str {

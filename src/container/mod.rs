@@ -268,7 +268,9 @@ impl Container {
             boot: sandbox.boot,
         });
 
-        // The cgroup is made here, while boot and the gofer start.
+        // The cgroup and the seccomp filters are made here, while boot and
+        // the gofer start.
+        let seccomp = seccomp_plan(cfg, &spec)?;
         let mut cgroup = cgroup;
         cgroup.create().map_err(|e| Error::Sandbox(e.to_string()))?;
         guard.cgroup = Some(cgroup.clone());
@@ -307,6 +309,7 @@ impl Container {
             cgroup,
             fds: cfds,
             hook_state,
+            seccomp,
         };
         let init = match sandbox.create(req, &fds) {
             Ok(p) => p,
@@ -569,6 +572,40 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     let cwd = std::env::current_dir().ctx("get current directory")?;
     Ok(cwd.join(p))
 }
+
+/// The seccomp filters for this container: the spec's profile and husk's
+/// baseline, compiled once and cached under the root directory.
+fn seccomp_plan(cfg: &Config, spec: &Spec) -> Result<Option<crate::seccomp::Prepared>> {
+    use oci_spec::runtime::{Capability, LinuxNamespaceType};
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let caps = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref());
+    let has = |set: Option<&std::collections::HashSet<Capability>>| {
+        set.is_some_and(|s| s.contains(&Capability::SysAdmin))
+    };
+    let ctx = crate::seccomp::BaselineContext {
+        enabled: cfg.seccomp_baseline == crate::config::OnOff::On,
+        has_cap_sys_admin: caps
+            .is_some_and(|c| has(c.bounding().as_ref()) || has(c.effective().as_ref())),
+        has_user_namespace: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User)),
+    };
+    if profile.is_none() && !ctx.enabled {
+        return Ok(None);
+    }
+    let plan = crate::seccomp::prepare_cached(&cfg.root.join(SECCOMP_CACHE), profile, &ctx)
+        .map_err(|e| Error::Spec(e.to_string()))?;
+    Ok(Some(plan))
+}
+
+/// Compiled seccomp filters under the root directory; '~' keeps the name
+/// out of the container id space.
+pub const SECCOMP_CACHE: &str = "~seccomp-cache";
 
 fn has_new_userns(spec: &Spec) -> bool {
     spec.linux()

@@ -23,6 +23,9 @@ pub struct CreateContainer {
     /// The container state JSON that hooks read on stdin, minus what boot
     /// fills in (pid, status).
     pub hook_state: crate::container::state::OciState,
+    /// The compiled seccomp filters (spec profile and husk's baseline), for
+    /// the init and every process exec'd into the container.
+    pub seccomp: Option<crate::seccomp::Prepared>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
