@@ -163,7 +163,7 @@ impl serde::Serialize for Prepared {
                 .iter()
                 .map(|p| ProgramWire {
                     name: p.name.to_string(),
-                    flags: p.flags as u64,
+                    flags: p.flags,
                     insns: p.insns.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect(),
                 })
                 .collect(),
@@ -191,7 +191,7 @@ impl<'de> serde::Deserialize<'de> for Prepared {
                 } else {
                     "linux.seccomp"
                 },
-                flags: p.flags as libc::c_ulong,
+                flags: p.flags,
                 insns: p
                     .insns
                     .into_iter()
