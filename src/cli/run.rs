@@ -8,7 +8,6 @@ use nix::unistd::Pid;
 
 use crate::config::Config;
 use crate::container::{Console, Container, CreateOptions};
-use crate::sys::process::pidfd_open;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -117,28 +116,20 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     let Some(mut boot) = boot else {
         anyhow::bail!("run {}: no sandbox process to wait for", a.id);
     };
-    let bootfd = pidfd_open(Pid::from_raw(boot.id() as i32)).context("pidfd")?;
     match master {
-        Some(m) => super::tty::proxy(m, bootfd.as_fd(), &mut |sig| {
+        Some(m) => super::tty::proxy(m, boot.pidfd().as_fd(), &mut |sig| {
             let _ = nix::sys::signal::kill(init_pid, sig);
         }),
         None => {
             let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
                 .context("signalfd")?;
-            forward_until(&sigfd, bootfd.as_raw_fd(), |sig| {
+            forward_until(&sigfd, boot.pidfd().as_raw_fd(), |sig| {
                 let _ = nix::sys::signal::kill(init_pid, sig);
             });
         }
     }
     let status = boot.wait().context("wait for sandbox")?;
-    let code = match (
-        status.code(),
-        std::os::unix::process::ExitStatusExt::signal(&status),
-    ) {
-        (Some(c), _) => c,
-        (None, Some(s)) => 128 + s,
-        _ => 255,
-    };
+    let code = crate::sys::spawn::exit_code(status);
     if !a.keep {
         match Container::load(cfg, &a.id) {
             Ok(c) => c.delete(true).with_context(ctx)?,

@@ -89,7 +89,7 @@ pub struct Container {
 pub struct Created {
     pub container: Container,
     /// The boot process when this create started a sandbox (our child).
-    pub boot_child: Option<std::process::Child>,
+    pub boot_child: Option<crate::sys::spawn::ChildProc>,
 }
 
 fn now_rfc3339() -> String {
@@ -319,7 +319,7 @@ impl Container {
                     if let Some((_, Some(child))) = guard.sandbox.as_mut() {
                         if let Ok(Some(st)) = child.try_wait() {
                             return Err(Error::Sandbox(format!(
-                                "husk boot exited ({st}) while creating the container"
+                                "husk boot exited ({st:?}) while creating the container"
                             )));
                         }
                     }
@@ -526,7 +526,7 @@ impl Container {
 struct CreateGuard {
     dir: PathBuf,
     cgroup: Option<CgroupPath>,
-    sandbox: Option<(Sandbox, Option<std::process::Child>)>,
+    sandbox: Option<(Sandbox, Option<crate::sys::spawn::ChildProc>)>,
     gofer: Option<Gofer>,
     armed: bool,
 }
@@ -542,7 +542,7 @@ impl Drop for CreateGuard {
         if let Some((sb, child)) = self.sandbox.take() {
             sandbox::kill_and_wait(sb.boot, Duration::from_secs(5));
             if let Some(mut c) = child {
-                let _ = c.kill();
+                c.kill();
                 let _ = c.wait();
             }
         }

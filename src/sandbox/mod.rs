@@ -4,9 +4,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::config::Config;
@@ -15,6 +13,7 @@ use crate::control::{wire, CreateContainer, ExecProcess, ExitStatus, Request, Re
 use crate::error::{errno_text, Error, Result};
 use crate::gofer::GoferRequest;
 use crate::sys::process::{clear_cloexec, pidfd_open, pidfd_send_signal, pidfd_wait_exit};
+use crate::sys::spawn::{sealed_self, spawn_husk, ChildProc, Stdio};
 
 pub const SOCKET_NAME: &str = "sandbox.sock";
 
@@ -30,20 +29,21 @@ pub struct Sandbox {
 /// A freshly started boot process, still our child.
 pub struct Launched {
     pub sandbox: Sandbox,
-    pub child: Child,
+    pub child: ChildProc,
 }
 
-/// The program to re-execute for boot and gofer.
-fn self_exe() -> &'static str {
-    "/proc/self/exe"
+/// argv for a husk helper process: the global flags, then the command.
+fn husk_argv(cfg: &Config, sub: &str, rest: &[&str]) -> Vec<String> {
+    let mut v = vec!["husk".to_string()];
+    v.extend(cfg.to_flags());
+    v.push(sub.to_string());
+    v.extend(rest.iter().map(|s| s.to_string()));
+    v
 }
 
-fn husk_command(cfg: &Config, sub: &str) -> Command {
-    let mut cmd = Command::new(self_exe());
-    cmd.arg0("husk");
-    cmd.args(cfg.to_flags());
-    cmd.arg(sub);
-    cmd
+/// The husk binary as a read-only detached mount (see sys::spawn).
+fn exe() -> Result<OwnedFd> {
+    sealed_self().map_err(|e| Error::Sandbox(format!("open husk binary: {}", errno_text(&e))))
 }
 
 /// Path for connect/bind that fits in sun_path: long state directories are
@@ -76,16 +76,15 @@ impl Sandbox {
         })?;
         let fd = listener.as_raw_fd();
         clear_cloexec(fd).map_err(|e| Error::Sandbox(format!("control socket: {e}")))?;
-        let mut cmd = husk_command(cfg, "boot");
-        cmd.arg("--sandbox-id")
-            .arg(id)
-            .arg("--listen-fd")
-            .arg(fd.to_string());
-        let child = cmd
-            .spawn()
+        let argv = husk_argv(
+            cfg,
+            "boot",
+            &["--sandbox-id", id, "--listen-fd", &fd.to_string()],
+        );
+        let child = spawn_husk(&exe()?, &argv, fd, Stdio::Inherit, Stdio::Inherit)
             .map_err(|e| Error::Sandbox(format!("start husk boot: {}", errno_text(&e))))?;
         drop(listener);
-        let pid = child.id() as i32;
+        let pid = child.id();
         let boot = ProcRef::of(pid)
             .ok_or_else(|| Error::Sandbox("husk boot exited as soon as it started".to_string()))?;
         Ok(Launched {
@@ -267,7 +266,7 @@ pub fn kill_and_wait(p: ProcRef, timeout: Duration) {
 
 /// A started gofer and the sandbox's end of its socket.
 pub struct Gofer {
-    pub child: Child,
+    pub child: ChildProc,
     pub sandbox_end: OwnedFd,
 }
 
@@ -279,15 +278,8 @@ impl Gofer {
             .map_err(|e| Error::Sandbox(format!("socketpair: {}", errno_text(&e))))?;
         let fd = theirs.as_raw_fd();
         clear_cloexec(fd).map_err(|e| Error::Sandbox(format!("gofer socket: {e}")))?;
-        let mut cmd = husk_command(cfg, "gofer");
-        cmd.arg("--id")
-            .arg(id)
-            .arg("--sock-fd")
-            .arg(fd.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        let child = cmd
-            .spawn()
+        let argv = husk_argv(cfg, "gofer", &["--id", id, "--sock-fd", &fd.to_string()]);
+        let child = spawn_husk(&exe()?, &argv, fd, Stdio::Null, Stdio::Null)
             .map_err(|e| Error::Sandbox(format!("start husk gofer: {}", errno_text(&e))))?;
         drop(theirs);
         wire::send(&ours, req, &[])
@@ -300,17 +292,14 @@ impl Gofer {
 
     /// Reap the gofer (it exits once it has answered).
     pub fn reap(mut self, timeout: Duration) {
-        let pid = self.child.id() as i32;
-        if let Ok(fd) = pidfd_open(nix::unistd::Pid::from_raw(pid)) {
-            if !pidfd_wait_exit(fd.as_fd(), timeout.as_millis() as i32).unwrap_or(true) {
-                let _ = self.child.kill();
-            }
+        if !self.child.wait_timeout(timeout.as_millis() as i32) {
+            self.child.kill();
         }
         let _ = self.child.wait();
     }
 
     pub fn kill(mut self) {
-        let _ = self.child.kill();
+        self.child.kill();
         let _ = self.child.wait();
     }
 }

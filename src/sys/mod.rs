@@ -4,6 +4,7 @@
 pub mod fdpass;
 pub mod mount;
 pub mod process;
+pub mod spawn;
 
 use std::ffi::CString;
 use std::io;
