@@ -75,7 +75,7 @@ pub fn spawn_husk(
     argv_p.push(std::ptr::null());
     let env: Vec<CString> = std::env::vars_os()
         .map(|(k, v)| {
-            let mut kv = OsString::from(k);
+            let mut kv = k;
             kv.push("=");
             kv.push(v);
             cstring(kv)
