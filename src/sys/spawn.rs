@@ -10,7 +10,7 @@
 //! read-only file. This costs two system calls, and the page cache stays
 //! shared with the binary on disk.
 
-use std::ffi::{CString, OsString};
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
