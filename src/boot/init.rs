@@ -173,7 +173,7 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
             .map_err(|e| Error::Sandbox(format!("create time namespace: {e}")))?;
         write_time_offsets(spec)?;
     }
-    if ns.new_uts || ns.joins.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWUTS) {
+    if ns.set_uts_names {
         if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
             nix::unistd::sethostname(h)
                 .map_err(|e| Error::Sandbox(format!("set hostname {h:?}: {e}")))?;

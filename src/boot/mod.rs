@@ -65,11 +65,11 @@ struct Ctr {
     hook_state: OciState,
     seccomp: Option<crate::seccomp::Prepared>,
     init: Pid,
-    _pidfd: OwnedFd,
+    pidfd: OwnedFd,
     sync: Option<UnixStream>,
     phase: Phase,
     cgroup: CgroupPath,
-    waiters: Vec<UnixStream>,
+    waiters: Vec<Waiter>,
 }
 
 struct ExecProc {
@@ -161,6 +161,19 @@ impl Boot {
                     watched.push(*pid);
                 }
             }
+            for c in self.containers.values() {
+                if matches!(c.phase, Phase::Exited(_)) {
+                    continue;
+                }
+                for w in c.waiters.iter().filter(|w| w.kill_on_close) {
+                    fds.push(libc::pollfd {
+                        fd: w.conn.as_raw_fd(),
+                        events: libc::POLLIN | libc::POLLRDHUP,
+                        revents: 0,
+                    });
+                    watched.push(c.init.as_raw());
+                }
+            }
             // SAFETY: poll on valid pollfds we own for the call.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
             if n < 0 {
@@ -175,10 +188,15 @@ impl Boot {
             }
             for (pfd, pid) in fds[2..].iter().zip(watched) {
                 if pfd.revents != 0 {
+                    tracing::debug!("waiter of process {pid} went away; killing it");
                     if let Some(ep) = self.execs.get(&pid) {
-                        tracing::debug!("waiter of process {pid} went away; killing it");
                         let _ =
                             crate::sys::process::pidfd_send_signal(ep.pidfd.as_fd(), libc::SIGKILL);
+                    } else if let Some(c) =
+                        self.containers.values().find(|c| c.init.as_raw() == pid)
+                    {
+                        let _ =
+                            crate::sys::process::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL);
                     }
                 }
             }
@@ -235,7 +253,7 @@ impl Boot {
             c.phase = Phase::Exited(st);
             c.sync = None;
             for w in c.waiters.drain(..) {
-                let _ = wire::send(&w, &Response::Exited { status: st }, &[]);
+                let _ = wire::send(&w.conn, &Response::Exited { status: st }, &[]);
             }
             if self.root_id.as_deref() == Some(cid.as_str()) {
                 self.shut_down(st);
@@ -298,7 +316,7 @@ impl Boot {
         if let Some(c) = self.containers.values_mut().find(|c| c.init == pid) {
             c.phase = Phase::Exited(st);
             for w in c.waiters.drain(..) {
-                let _ = wire::send(&w, &Response::Exited { status: st }, &[]);
+                let _ = wire::send(&w.conn, &Response::Exited { status: st }, &[]);
             }
         }
     }
@@ -315,11 +333,14 @@ impl Boot {
         let _ = conn.set_read_timeout(None);
         tracing::debug!("request: {}", request_name(&req));
         let reply = match req {
-            Request::Wait { id } => match self.containers.get_mut(&id) {
+            Request::Wait { id, kill_on_close } => match self.containers.get_mut(&id) {
                 Some(c) => match c.phase {
                     Phase::Exited(status) => Response::Exited { status },
                     _ => {
-                        c.waiters.push(conn);
+                        c.waiters.push(Waiter {
+                            conn,
+                            kill_on_close,
+                        });
                         return;
                     }
                 },
@@ -344,7 +365,10 @@ impl Boot {
                 Ok(true) => {
                     // Answer when the init has been reaped.
                     if let Some(c) = self.containers.get_mut(&id) {
-                        c.waiters.push(conn);
+                        c.waiters.push(Waiter {
+                            conn,
+                            kill_on_close: false,
+                        });
                     }
                     self.reap();
                     return;
@@ -492,7 +516,16 @@ impl Boot {
         for i in &req.fds.preserved {
             preserved.push(take(fds, *i)?);
         }
-        let ns = NsPlan::from_spec(&req.spec, self.cfg.network)?;
+        let mut ns = NsPlan::from_spec(&req.spec, self.cfg.network)?;
+        if let Some(root) = self.root_id.as_ref().and_then(|r| self.containers.get(r)) {
+            if matches!(root.phase, Phase::Exited(_)) {
+                return Err(Error::Sandbox(format!(
+                    "sandbox {:?} is not running",
+                    self.root_id.as_deref().unwrap_or_default()
+                )));
+            }
+            ns.join_pod(root.init.as_raw());
+        }
         let mounts = match (self.cfg.file_access, req.fds.gofer) {
             (FileAccess::Proxy, Some(i)) => MountSource::Gofer(take(fds, i)?),
             _ => MountSource::Direct(GoferRequest::for_spec(&req.bundle, &req.spec, ns.new_user)),
@@ -566,7 +599,7 @@ impl Boot {
                 hook_state: req.hook_state,
                 seccomp: req.seccomp,
                 init: pid,
-                _pidfd: pidfd,
+                pidfd,
                 sync: Some(parent_sock),
                 phase: Phase::Created,
                 cgroup,

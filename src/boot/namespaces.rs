@@ -30,6 +30,10 @@ pub struct NsPlan {
     pub new_cgroup: bool,
     /// Unshared by init so the clock offsets can be written before exec.
     pub new_time: bool,
+    /// The spec gave this container a UTS namespace (new or by path), so
+    /// its hostname and domainname are set there. Not so for a pod member
+    /// that merely shares the pod's.
+    pub set_uts_names: bool,
 }
 
 fn flag_of(t: LinuxNamespaceType) -> CloneFlags {
@@ -81,6 +85,9 @@ impl NsPlan {
         // entered with its privileges.
         list.sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
         for (t, path) in list {
+            if t == LinuxNamespaceType::Uts {
+                plan.set_uts_names = true;
+            }
             let flag = flag_of(t);
             match path.filter(|p| !p.as_os_str().is_empty()) {
                 Some(p) => {
@@ -136,6 +143,32 @@ impl NsPlan {
             ));
         }
         Ok(plan)
+    }
+}
+
+impl NsPlan {
+    /// A pod sub-container shares its pod's network, IPC and UTS namespaces:
+    /// unless the spec names one by path (containerd and CRI-O point them at
+    /// the pod already), it joins the one of the pod's root container (init
+    /// `pod_init`), instead of creating its own or using the host's.
+    pub fn join_pod(&mut self, pod_init: i32) {
+        for (flag, name) in [
+            (CloneFlags::CLONE_NEWNET, "net"),
+            (CloneFlags::CLONE_NEWIPC, "ipc"),
+            (CloneFlags::CLONE_NEWUTS, "uts"),
+        ] {
+            if self.joins.iter().any(|(f, _)| *f == flag) {
+                continue;
+            }
+            if flag == CloneFlags::CLONE_NEWUTS {
+                self.set_uts_names = false;
+            }
+            self.clone_flags &= !(flag.bits() as u64);
+            self.joins
+                .push((flag, PathBuf::from(format!("/proc/{pod_init}/ns/{name}"))));
+        }
+        self.new_net = false;
+        self.new_uts = false;
     }
 }
 

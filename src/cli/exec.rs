@@ -8,21 +8,21 @@
 //! kills the process it stood for.
 
 use std::collections::HashSet;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::{bail, Context};
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::unistd::{ForkResult, Pid};
+use nix::unistd::Pid;
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 
 use crate::config::Config;
 use crate::container::state::write_file_atomic;
 use crate::container::{Console, Container, ExecOptions};
-use crate::control::{wire, Response};
+use crate::sandbox::waiter;
 use crate::sys::process::{pidfd_open, pidfd_send_signal};
 
 #[derive(Debug, clap::Args)]
@@ -212,10 +212,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         }
         (None, false) => None,
     };
-    let mut mask = SigSet::empty();
-    for s in super::run::FORWARD {
-        mask.add(*s);
-    }
+    let mask = waiter::forward_mask();
     mask.thread_block().context("block signals")?;
     let (proc_ref, sandbox) = c
         .exec(ExecOptions {
@@ -237,7 +234,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         let conn = sandbox
             .wait_pid_conn(proc_ref.pid, true)
             .with_context(ctx)?;
-        let waiter = spawn_waiter(conn, pidfd.as_ref(), &mask).with_context(ctx)?;
+        let waiter = waiter::spawn(conn, Pid::from_raw(proc_ref.pid)).with_context(ctx)?;
         if let Some(pf) = &a.pid_file {
             write_file_atomic(pf, waiter.to_string().as_bytes()).with_context(ctx)?;
         }
@@ -258,54 +255,8 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         None => {
             let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
                 .context("signalfd")?;
-            super::run::forward_until(&sigfd, conn.as_raw_fd(), forward);
+            waiter::forward_until(&sigfd, conn.as_raw_fd(), forward);
         }
     }
-    Ok(read_exit(&conn))
-}
-
-/// The status carried by a WaitPid answer; 255 if the sandbox went away.
-fn read_exit(conn: &UnixStream) -> i32 {
-    match wire::recv::<Response, _>(conn) {
-        Ok((Response::Exited { status }, _)) => status.0,
-        _ => 255,
-    }
-}
-
-/// Fork the waiter: it holds `conn` (boot answers on it when the process
-/// exits), forwards signals to the process, and exits with its status.
-fn spawn_waiter(conn: UnixStream, pidfd: Option<&OwnedFd>, mask: &SigSet) -> anyhow::Result<i32> {
-    // SAFETY: husk's CLI is single-threaded, so the child may run Rust code.
-    match unsafe { nix::unistd::fork() }.context("fork waiter")? {
-        ForkResult::Parent { child } => Ok(child.as_raw()),
-        ForkResult::Child => {
-            let _ = nix::unistd::setsid();
-            if let Ok(null) = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/null")
-            {
-                for fd in 0..3 {
-                    let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
-                }
-            }
-            let mut keep = vec![conn.as_raw_fd()];
-            if let Some(p) = pidfd {
-                keep.push(p.as_raw_fd());
-            }
-            let sigfd = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK);
-            if let Ok(s) = &sigfd {
-                keep.push(s.as_raw_fd());
-            }
-            crate::sys::process::close_fds_except(&keep);
-            if let Ok(sigfd) = sigfd {
-                super::run::forward_until(&sigfd, conn.as_raw_fd(), |sig| {
-                    if let Some(fd) = pidfd {
-                        let _ = pidfd_send_signal(fd.as_fd(), sig as i32);
-                    }
-                });
-            }
-            crate::sys::process::exit_now(read_exit(&conn))
-        }
-    }
+    Ok(waiter::read_exit(&conn))
 }

@@ -2,12 +2,12 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
 use crate::config::Config;
 use crate::container::{Console, Container, CreateOptions};
+use crate::sandbox::waiter;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -42,18 +42,6 @@ pub struct Args {
     pub id: String,
 }
 
-/// Signals `run` passes on to the container while it waits.
-pub const FORWARD: &[Signal] = &[
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-    Signal::SIGCONT,
-];
-
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     let ctx = || format!("run {}", a.id);
     let spec = crate::spec::load(&absolute(&a.bundle)).with_context(ctx)?;
@@ -86,10 +74,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     };
     // Block the signals we forward before the container exists, so none is
     // lost between start and the wait loop.
-    let mut mask = SigSet::empty();
-    for s in FORWARD {
-        mask.add(*s);
-    }
+    let mask = waiter::forward_mask();
     if !a.detach {
         mask.thread_block().context("block signals")?;
     }
@@ -111,25 +96,25 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let init_pid = Pid::from_raw(c.state.init.map(|p| p.pid).unwrap_or(0));
-    // Let other commands (kill, pause, exec) lock the container while we wait.
-    drop(c);
-    let Some(mut boot) = boot else {
-        anyhow::bail!("run {}: no sandbox process to wait for", a.id);
+    let forward = |sig| {
+        let _ = nix::sys::signal::kill(init_pid, sig);
     };
-    match master {
-        Some(m) => super::tty::proxy(m, boot.pidfd().as_fd(), &mut |sig| {
-            let _ = nix::sys::signal::kill(init_pid, sig);
-        }),
-        None => {
-            let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-                .context("signalfd")?;
-            forward_until(&sigfd, boot.pidfd().as_raw_fd(), |sig| {
-                let _ = nix::sys::signal::kill(init_pid, sig);
-            });
+    let code = match boot {
+        // Our own sandbox: it exits with the container's status.
+        Some(mut boot) => {
+            // Let other commands (kill, pause, exec) lock the container.
+            drop(c);
+            wait_forwarding(master, boot.pidfd().as_fd(), &mask, forward)?;
+            crate::sys::spawn::exit_code(boot.wait().context("wait for sandbox")?)
         }
-    }
-    let status = boot.wait().context("wait for sandbox")?;
-    let code = crate::sys::spawn::exit_code(status);
+        // A pod member: the sandbox tells us when it exits.
+        None => {
+            let conn = c.wait_conn().with_context(ctx)?;
+            drop(c);
+            wait_forwarding(master, conn.as_fd(), &mask, forward)?;
+            waiter::read_exit(&conn)
+        }
+    };
     if !a.keep {
         match Container::load(cfg, &a.id) {
             Ok(c) => c.delete(true).with_context(ctx)?,
@@ -140,37 +125,23 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-/// Pass signals arriving on `sigfd` to `forward` until `done` is readable.
-pub fn forward_until(sigfd: &SignalFd, done: i32, mut forward: impl FnMut(Signal)) {
-    loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: sigfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: done,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: poll on two valid pollfds.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n < 0 {
-            continue;
-        }
-        if fds[0].revents != 0 {
-            while let Ok(Some(info)) = sigfd.read_signal() {
-                if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
-                    forward(sig);
-                }
-            }
-        }
-        if fds[1].revents != 0 {
-            return;
+/// Until `done` is readable: proxy the terminal (if any), and pass on the
+/// signals we get.
+fn wait_forwarding(
+    master: Option<std::os::fd::OwnedFd>,
+    done: std::os::fd::BorrowedFd<'_>,
+    mask: &nix::sys::signal::SigSet,
+    mut forward: impl FnMut(nix::sys::signal::Signal),
+) -> anyhow::Result<()> {
+    match master {
+        Some(m) => super::tty::proxy(m, done, &mut forward),
+        None => {
+            let sigfd = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+                .context("signalfd")?;
+            waiter::forward_until(&sigfd, done.as_raw_fd(), forward);
         }
     }
+    Ok(())
 }
 
 fn absolute(p: &std::path::Path) -> PathBuf {

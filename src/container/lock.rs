@@ -22,9 +22,19 @@ impl DirLock {
     /// Open `dir` and wait for its exclusive lock. A missing directory is
     /// `NotFound(id)`.
     pub fn acquire(dir: &Path, id: &str) -> Result<Self> {
+        Self::lock(dir, id, FlockArg::LockExclusive)
+    }
+
+    /// A shared lock: held by pod members being created, so that the
+    /// sandbox's exclusive lock (its deletion) waits for them.
+    pub fn acquire_shared(dir: &Path, id: &str) -> Result<Self> {
+        Self::lock(dir, id, FlockArg::LockShared)
+    }
+
+    fn lock(dir: &Path, id: &str, how: FlockArg) -> Result<Self> {
         let mut file = File::from(open_dir(dir, id)?);
         loop {
-            match Flock::lock(file, FlockArg::LockExclusive) {
+            match Flock::lock(file, how) {
                 Ok(lock) => return Ok(DirLock { lock }),
                 Err((f, nix::errno::Errno::EINTR)) => file = f,
                 Err((_, e)) => return Err(e).with_ctx(|| format!("lock container {id:?}")),

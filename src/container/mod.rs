@@ -83,6 +83,7 @@ pub struct Container {
     pub state: State,
     lock: DirLock,
     dir: PathBuf,
+    cfg: Config,
 }
 
 /// What `create` leaves behind for `run` to wait on.
@@ -103,7 +104,12 @@ impl Container {
         let dir = cfg.container_dir(id);
         let lock = DirLock::acquire(&dir, id)?;
         let state = State::read(lock.fd(), id)?;
-        Ok(Container { state, lock, dir })
+        Ok(Container {
+            state,
+            lock,
+            dir,
+            cfg: cfg.clone(),
+        })
     }
 
     /// Read a container's state without locking (for `state` and `list`).
@@ -192,12 +198,12 @@ impl Container {
         };
         spec::add_default_device_rules(&mut spec);
         let role = spec::pod_role(&spec)?;
-        if let PodRole::Sub { sandbox_id } = &role {
-            return Err(Error::Spec(format!(
-                "container {:?} joins sandbox {sandbox_id:?}: pods are not supported yet",
-                opts.id
-            )));
-        }
+        // A pod member joins a running sandbox; hold its lock shared so the
+        // sandbox is not deleted under us.
+        let pod = match &role {
+            PodRole::Root => None,
+            PodRole::Sub { sandbox_id } => Some(pod_sandbox(cfg, sandbox_id)?),
+        };
         if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true)
             && opts.console.is_none()
         {
@@ -258,11 +264,17 @@ impl Container {
         let gofer_fd = gofer.as_ref().map(|g| g.sandbox_end.as_raw_fd());
         guard.gofer = gofer;
 
-        let Launched {
-            sandbox,
-            child: boot_child,
-        } = Sandbox::launch(cfg, &opts.id, &dir)?;
-        guard.sandbox = Some((sandbox.clone(), Some(boot_child)));
+        let sandbox = match &pod {
+            None => {
+                let Launched {
+                    sandbox,
+                    child: boot_child,
+                } = Sandbox::launch(cfg, &opts.id, &dir)?;
+                guard.sandbox = Some((sandbox.clone(), Some(boot_child)));
+                sandbox
+            }
+            Some((sandbox, _)) => sandbox.clone(),
+        };
         state.sandbox = Some(SandboxRef {
             id: sandbox.id.clone(),
             boot: sandbox.boot,
@@ -279,6 +291,12 @@ impl Container {
 
         let mut fds: Vec<RawFd> = Vec::new();
         let mut cfds = CreateFds::default();
+        if pod.is_some() {
+            // The root container inherits boot's stdio; a pod member's comes
+            // along with the request.
+            cfds.stdio = Some([0, 1, 2]);
+            fds.extend([0, 1, 2]);
+        }
         if let Some(fd) = gofer_fd {
             cfds.gofer = Some(fds.len());
             fds.push(fd);
@@ -335,12 +353,26 @@ impl Container {
         state.status = Status::Created;
         state.write(lock.fd())?;
         if let Some(pf) = &opts.pid_file {
-            state::write_file_atomic(pf, format!("{}", sandbox.boot.pid).as_bytes())?;
+            // The root container's pid file names boot, which exits with its
+            // status; a pod member gets a waiter standing in for its init.
+            let pid = match &pod {
+                None => sandbox.boot.pid,
+                Some(_) => {
+                    let conn = sandbox.wait_conn(&opts.id, true)?;
+                    crate::sandbox::waiter::spawn(conn, nix::unistd::Pid::from_raw(init.pid))?
+                }
+            };
+            state::write_file_atomic(pf, pid.to_string().as_bytes())?;
         }
         let boot_child = guard.sandbox.take().and_then(|(_, c)| c);
         guard.armed = false;
         Ok(Created {
-            container: Container { state, lock, dir },
+            container: Container {
+                state,
+                lock,
+                dir,
+                cfg: cfg.clone(),
+            },
             boot_child,
         })
     }
@@ -379,6 +411,12 @@ impl Container {
         }
         let sb = self.live_sandbox("kill")?;
         sb.signal(&self.state.id, signal, all)
+    }
+
+    /// A connection on which the sandbox answers when the init exits.
+    pub fn wait_conn(&self) -> Result<std::os::unix::net::UnixStream> {
+        self.live_sandbox("wait for")?
+            .wait_conn(&self.state.id, false)
     }
 
     /// Wait for the container's init to exit (through the sandbox).
@@ -482,6 +520,16 @@ impl Container {
     /// state.
     pub fn delete(self, force: bool) -> Result<()> {
         let st = self.status();
+        if self.state.is_root {
+            let members = pod_members(&self.cfg, &self.state.id)?;
+            if !members.is_empty() && !force {
+                return Err(Error::Invalid(format!(
+                    "cannot delete container {:?}: it is the sandbox of {} (delete them first, or use --force)",
+                    self.state.id,
+                    members.join(", ")
+                )));
+            }
+        }
         match st {
             Status::Running | Status::Paused if !force => {
                 return Err(Error::Invalid(format!(
@@ -520,6 +568,62 @@ impl Container {
     pub fn oci_state(&self) -> OciState {
         self.state.oci_state()
     }
+}
+
+/// The running sandbox `sandbox_id` for a pod member, with its lock held
+/// shared.
+fn pod_sandbox(cfg: &Config, sandbox_id: &str) -> Result<(Sandbox, DirLock)> {
+    validate_id(sandbox_id).map_err(|_| {
+        Error::Spec(format!(
+            "annotations name an invalid sandbox id {sandbox_id:?}"
+        ))
+    })?;
+    let dir = cfg.container_dir(sandbox_id);
+    let missing = || Error::Invalid(format!("sandbox {sandbox_id:?} does not exist"));
+    let lock = match DirLock::acquire_shared(&dir, sandbox_id) {
+        Ok(l) => l,
+        Err(Error::NotFound(_)) => return Err(missing()),
+        Err(e) => return Err(e),
+    };
+    let st = match State::read(lock.fd(), sandbox_id) {
+        Ok(s) => s,
+        Err(Error::NotFound(_)) => return Err(missing()),
+        Err(e) => return Err(e),
+    };
+    if !st.is_root {
+        return Err(Error::Invalid(format!(
+            "container {sandbox_id:?} is not a sandbox (it belongs to sandbox {:?})",
+            st.sandbox.as_ref().map(|s| s.id.as_str()).unwrap_or("?")
+        )));
+    }
+    let status = st.current_status();
+    let sb = match (&st.sandbox, status) {
+        (Some(sb), Status::Created | Status::Running | Status::Paused) if sb.boot.is_alive() => {
+            sb.clone()
+        }
+        _ => {
+            return Err(Error::Invalid(format!(
+                "sandbox {sandbox_id:?} is not running (it is {status})"
+            )))
+        }
+    };
+    Ok((
+        Sandbox {
+            id: sb.id,
+            boot: sb.boot,
+            dir,
+        },
+        lock,
+    ))
+}
+
+/// The pod members of sandbox `id` (other containers whose sandbox it is).
+fn pod_members(cfg: &Config, id: &str) -> Result<Vec<String>> {
+    Ok(Container::list(cfg)?
+        .into_iter()
+        .filter(|s| !s.is_root && s.sandbox.as_ref().is_some_and(|sb| sb.id == id))
+        .map(|s| s.id)
+        .collect())
 }
 
 /// Undo a half-made create.

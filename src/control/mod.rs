@@ -67,9 +67,13 @@ pub enum Request {
         signal: i32,
         all: bool,
     },
-    /// Reply once the container's init has exited.
+    /// Reply once the container's init has exited. With `kill_on_close`,
+    /// the caller stands in for the container (a pid-file waiter of a pod
+    /// sub-container): if its connection goes away first, the container is
+    /// killed.
     Wait {
         id: String,
+        kill_on_close: bool,
     },
     /// Reply once the process `pid` (started by Exec) has exited. With
     /// `kill_on_close`, the caller stands in for the process (a pid-file

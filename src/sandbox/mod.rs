@@ -15,6 +15,8 @@ use crate::gofer::GoferRequest;
 use crate::sys::process::{clear_cloexec, pidfd_open, pidfd_send_signal, pidfd_wait_exit};
 use crate::sys::spawn::{sealed_self, spawn_husk, ChildProc, Stdio};
 
+pub mod waiter;
+
 pub const SOCKET_NAME: &str = "sandbox.sock";
 
 /// A running (or once running) sandbox: its id, its boot process and the
@@ -166,10 +168,32 @@ impl Sandbox {
     }
 
     pub fn wait(&self, id: &str) -> Result<ExitStatus> {
-        match self.call(&Request::Wait { id: id.into() }, &[])? {
+        match self.call(
+            &Request::Wait {
+                id: id.into(),
+                kill_on_close: false,
+            },
+            &[],
+        )? {
             Response::Exited { status } => Ok(status),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Open a connection that will answer when container `id`'s init exits
+    /// (for a pid-file waiter standing in for it).
+    pub fn wait_conn(&self, id: &str, kill_on_close: bool) -> Result<UnixStream> {
+        let conn = self.connect()?;
+        wire::send(
+            &conn,
+            &Request::Wait {
+                id: id.into(),
+                kill_on_close,
+            },
+            &[],
+        )
+        .map_err(|e| Error::Sandbox(format!("send to sandbox: {}", errno_text(&e))))?;
+        Ok(conn)
     }
 
     /// Open a connection that will answer when `pid` (an exec'd process)
