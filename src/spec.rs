@@ -127,6 +127,13 @@ pub fn validate(spec: &Spec) -> Result<()> {
             process.apparmor_profile().as_deref().unwrap_or_default()
         );
     }
+    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        // Which namespaces the container owns is settled in the sandbox;
+        // here, only that each name is a namespaced one at all.
+        for key in sysctl.keys() {
+            crate::boot::process::check_sysctl(key, true, true, true)?;
+        }
+    }
     pod_role(spec)?;
     Ok(())
 }

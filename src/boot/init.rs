@@ -153,6 +153,11 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
         .as_ref()
         .ok_or_else(|| Error::Spec("process is required".into()))?;
     expect(&sync, "Go")?;
+    if let Some(aff) = process.exec_cpu_affinity() {
+        process::apply_cpu_affinity(aff.initial().as_deref(), "process.execCPUAffinity.initial")?;
+    }
+    // Through the host's /proc while it is still ours to trust.
+    process::set_oom_score_adj(process)?;
 
     if ns.new_user {
         // Become root of the new user namespace (boot wrote the maps).
@@ -182,6 +187,15 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
             set_domainname(d)?;
         }
     }
+    let has = |f: CloneFlags| {
+        ns.clone_flags & f.bits() as u64 != 0 || ns.joins.iter().any(|(j, _)| *j == f)
+    };
+    process::apply_sysctls(
+        spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()),
+        has(CloneFlags::CLONE_NEWIPC),
+        has(CloneFlags::CLONE_NEWNET),
+        has(CloneFlags::CLONE_NEWUTS),
+    )?;
     if ns.new_net {
         crate::sys::loopback_up()
             .map_err(|e| Error::Sandbox(format!("bring up loopback: {}", errno_text(&e))))?;
@@ -227,7 +241,16 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
 
     hooks::run(hooks, Stage::StartContainer, &state)?;
     finish_and_exec(
-        cfg, process, &plan, &caps_plan, stdio, terminal, preserved, &sync, seccomp,
+        cfg,
+        process,
+        &plan,
+        &caps_plan,
+        stdio,
+        terminal,
+        preserved,
+        &sync,
+        seccomp,
+        spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
     )
 }
 
@@ -244,6 +267,7 @@ fn finish_and_exec(
     preserved: Vec<OwnedFd>,
     sync: &UnixStream,
     seccomp: Option<Prepared>,
+    personality: Option<&oci_spec::runtime::LinuxPersonality>,
 ) -> Result<Never> {
     let _ = cfg;
     nix::unistd::setsid().map_err(|e| Error::Sandbox(format!("setsid: {e}")))?;
@@ -262,7 +286,10 @@ fn finish_and_exec(
         .map_err(|e| Error::Sandbox(format!("close descriptors: {e}")))?;
 
     process::apply_rlimits(process)?;
-    process::set_oom_score_adj(process)?;
+    process::apply_io_priority(process)?;
+    process::apply_scheduler(process)?;
+    process::apply_personality(personality)?;
+    process::apply_apparmor(process)?;
     // Without no_new_privs, loading a filter takes CAP_SYS_ADMIN, so it
     // goes in before the capabilities are dropped; otherwise as late as
     // possible, so the fewest calls happen under it.
@@ -277,6 +304,12 @@ fn finish_and_exec(
     // Credential changes clear the parent-death signal; set it again.
     crate::sys::process::set_parent_death_signal(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| Error::Sandbox(format!("set parent death signal: {e}")))?;
+    if let Some(aff) = process.exec_cpu_affinity() {
+        process::apply_cpu_affinity(
+            aff.cpu_affinity_final().as_deref(),
+            "process.execCPUAffinity.final",
+        )?;
+    }
     let _ = nix::unistd::chdir(&plan.cwd);
     Err(plan.exec())
 }
@@ -428,6 +461,7 @@ pub struct ExecArgs<'a> {
     /// Namespace descriptors of the container's init to enter, user first.
     pub ns_fds: Vec<(CloneFlags, OwnedFd)>,
     pub seccomp: Option<Prepared>,
+    pub personality: Option<oci_spec::runtime::LinuxPersonality>,
 }
 
 /// The child side of `husk exec` after fork: enter the container, exec.
@@ -456,6 +490,8 @@ pub fn exec_child_main(args: ExecArgs<'_>) -> ! {
 fn exec_run(args: ExecArgs<'_>) -> Result<Never> {
     crate::sys::process::set_parent_death_signal(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| Error::Sandbox(format!("set parent death signal: {e}")))?;
+    // Through the host's /proc, before entering the container's mounts.
+    process::set_oom_score_adj(args.process)?;
     // Join the container's cgroup before its cgroup namespace hides it.
     args.cgroup
         .add_pid(nix::unistd::getpid().as_raw())
@@ -488,5 +524,6 @@ fn exec_run(args: ExecArgs<'_>) -> Result<Never> {
         args.preserved,
         &args.sync,
         args.seccomp,
+        args.personality.as_ref(),
     )
 }

@@ -64,6 +64,8 @@ struct Ctr {
     /// What hooks and seccomp agents are told about the container.
     hook_state: OciState,
     seccomp: Option<crate::seccomp::Prepared>,
+    /// linux.personality, which exec'd processes get too.
+    personality: Option<oci_spec::runtime::LinuxPersonality>,
     init: Pid,
     pidfd: OwnedFd,
     sync: Option<UnixStream>,
@@ -598,6 +600,7 @@ impl Boot {
             Ctr {
                 hook_state: req.hook_state,
                 seccomp: req.seccomp,
+                personality: spec.linux().as_ref().and_then(|l| l.personality().clone()),
                 init: pid,
                 pidfd,
                 sync: Some(parent_sock),
@@ -761,6 +764,7 @@ impl Boot {
         }
         let cgroup = c.cgroup.clone();
         let seccomp = c.seccomp.clone();
+        let personality = c.personality.clone();
         let mut agent_state = c.hook_state.clone();
         agent_state.status = "running".into();
         let (pid, pidfd) = match forked {
@@ -783,6 +787,7 @@ impl Boot {
                     cgroup: &cgroup,
                     ns_fds,
                     seccomp: seccomp.clone(),
+                    personality: personality.clone(),
                 })
             }
             Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),

@@ -261,7 +261,7 @@ pub fn set_identity(process: &Process, caps_plan: &CapPlan) -> Result<()> {
 
 pub fn set_oom_score_adj(process: &Process) -> Result<()> {
     if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+        crate::sys::proc_write("/proc/self/oom_score_adj", adj.to_string().as_bytes())
             .map_err(|e| sys(format!("process.oomScoreAdj {adj}"), e))?;
     }
     Ok(())
@@ -331,4 +331,187 @@ pub fn place_preserved_fds(fds: Vec<OwnedFd>) -> Result<u32> {
         let _ = nix::unistd::close(h);
     }
     Ok(n)
+}
+
+/// personality(2) from linux.personality.
+pub fn apply_personality(p: Option<&oci_spec::runtime::LinuxPersonality>) -> Result<()> {
+    use oci_spec::runtime::LinuxPersonalityDomain;
+    let Some(p) = p else { return Ok(()) };
+    let mut persona: libc::c_ulong = match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0x0000,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    };
+    for f in p.flags().iter().flatten() {
+        persona |= match f.as_str() {
+            "UNAME26" => 0x002_0000,
+            "ADDR_NO_RANDOMIZE" => 0x004_0000,
+            "FDPIC_FUNCPTRS" => 0x008_0000,
+            "MMAP_PAGE_ZERO" => 0x010_0000,
+            "ADDR_COMPAT_LAYOUT" => 0x020_0000,
+            "READ_IMPLIES_EXEC" => 0x040_0000,
+            "ADDR_LIMIT_32BIT" => 0x080_0000,
+            "SHORT_INODE" => 0x100_0000,
+            "WHOLE_SECONDS" => 0x200_0000,
+            "STICKY_TIMEOUTS" => 0x400_0000,
+            "ADDR_LIMIT_3GB" => 0x800_0000,
+            other => {
+                return Err(Error::Spec(format!(
+                    "linux.personality.flags: unknown flag {other:?}"
+                )))
+            }
+        };
+    }
+    crate::sys::sched::personality(persona).map_err(|e| sys("linux.personality", e))
+}
+
+/// ioprio_set(2) from process.ioPriority.
+pub fn apply_io_priority(process: &Process) -> Result<()> {
+    use oci_spec::runtime::IOPriorityClass;
+    let Some(io) = process.io_priority() else {
+        return Ok(());
+    };
+    let class = match io.class() {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    let level = io.priority();
+    if !(0..=7).contains(&level) {
+        return Err(Error::Spec(format!(
+            "process.ioPriority.priority {level}: must be between 0 and 7"
+        )));
+    }
+    crate::sys::sched::set_ioprio(class, level as u32).map_err(|e| sys("process.ioPriority", e))
+}
+
+/// sched_setattr(2) from process.scheduler.
+pub fn apply_scheduler(process: &Process) -> Result<()> {
+    use oci_spec::runtime::{LinuxSchedulerFlag as F, LinuxSchedulerPolicy as P};
+    let Some(s) = process.scheduler() else {
+        return Ok(());
+    };
+    let policy = match s.policy() {
+        P::SchedOther => 0,
+        P::SchedFifo => 1,
+        P::SchedRr => 2,
+        P::SchedBatch => 3,
+        P::SchedIdle => 5,
+        P::SchedDeadline => 6,
+        P::SchedIso => {
+            return Err(Error::Spec(
+                "process.scheduler.policy SCHED_ISO: not supported by Linux".into(),
+            ))
+        }
+    };
+    let mut flags = 0u64;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            F::SchedResetOnFork => 0x01,
+            F::SchedFlagReclaim => 0x02,
+            F::SchedFlagDLOverrun => 0x04,
+            F::SchedFlagKeepPolicy => 0x08,
+            F::SchedFlagKeepParams => 0x10,
+            F::SchedFlagUtilClampMin => 0x20,
+            F::SchedFlagUtilClampMax => 0x40,
+        };
+    }
+    let mut attr = crate::sys::sched::SchedAttr {
+        policy,
+        flags,
+        nice: s.nice().unwrap_or(0),
+        priority: s.priority().unwrap_or(0).max(0) as u32,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+        ..Default::default()
+    };
+    crate::sys::sched::sched_setattr(&mut attr).map_err(|e| sys("process.scheduler", e))
+}
+
+/// sched_setaffinity(2) for execCPUAffinity.initial/final.
+pub fn apply_cpu_affinity(list: Option<&str>, field: &str) -> Result<()> {
+    let Some(list) = list.filter(|l| !l.trim().is_empty()) else {
+        return Ok(());
+    };
+    let cpus = crate::sys::sched::parse_cpu_list(list)
+        .ok_or_else(|| Error::Spec(format!("{field}: invalid CPU list {list:?}")))?;
+    crate::sys::sched::set_affinity(&cpus).map_err(|e| sys(format!("{field} {list:?}"), e))
+}
+
+/// The AppArmor profile for the program, as an exec transition. Written
+/// only to a file that really is on procfs (a container could have put
+/// something else at that path).
+pub fn apply_apparmor(process: &Process) -> Result<()> {
+    let Some(profile) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(());
+    };
+    if !crate::spec::apparmor_enabled() {
+        // Warned about at create.
+        return Ok(());
+    }
+    let attr = if std::path::Path::new("/proc/self/attr/apparmor/exec").exists() {
+        "/proc/self/attr/apparmor/exec"
+    } else {
+        "/proc/self/attr/exec"
+    };
+    crate::sys::proc_write(attr, format!("exec {profile}").as_bytes())
+        .map_err(|e| sys(format!("process.apparmorProfile {profile:?}"), e))
+}
+
+/// Sysctls a container may set: those of the namespaces it owns.
+pub fn check_sysctl(key: &str, own_ipc: bool, own_net: bool, own_uts: bool) -> Result<()> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let (ns, ok) = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        ("IPC", own_ipc)
+    } else if key.starts_with("net.") {
+        ("network", own_net)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        ("UTS", own_uts)
+    } else {
+        return Err(Error::Spec(format!(
+            "linux.sysctl {key:?}: not a namespaced sysctl; a container may not change it for the whole host"
+        )));
+    };
+    if !ok {
+        return Err(Error::Spec(format!(
+            "linux.sysctl {key:?}: needs the container's own {ns} namespace"
+        )));
+    }
+    Ok(())
+}
+
+/// Write linux.sysctl values through /proc/sys: namespaced sysctls show the
+/// writer's namespaces, and this runs inside the container's.
+pub fn apply_sysctls(
+    sysctl: Option<&std::collections::HashMap<String, String>>,
+    own_ipc: bool,
+    own_net: bool,
+    own_uts: bool,
+) -> Result<()> {
+    let Some(map) = sysctl else { return Ok(()) };
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    for key in keys {
+        check_sysctl(key, own_ipc, own_net, own_uts)?;
+        if key.contains("..") || key.starts_with('.') {
+            return Err(Error::Spec(format!("linux.sysctl {key:?}: invalid name")));
+        }
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        crate::sys::proc_write(&path, map[key].as_bytes())
+            .map_err(|e| sys(format!("linux.sysctl {key:?}={:?}", map[key]), e))?;
+    }
+    Ok(())
 }

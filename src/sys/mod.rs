@@ -4,6 +4,7 @@
 pub mod fdpass;
 pub mod mount;
 pub mod process;
+pub mod sched;
 pub mod spawn;
 
 use std::ffi::CString;
@@ -57,4 +58,37 @@ pub fn set_controlling_terminal(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<(
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Write `data` to a /proc file, refusing anything that is not on procfs
+/// (a container could have mounted or linked something over the path) and
+/// not following symlinks on the way (but for /proc/self itself).
+pub fn proc_write(path: &str, data: &[u8]) -> io::Result<()> {
+    let (base, rel) = match path.strip_prefix("/proc/self/") {
+        Some(rest) => ("/proc/self", rest),
+        None => (
+            "/proc",
+            path.strip_prefix("/proc/")
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?,
+        ),
+    };
+    let dir = std::fs::File::open(base)?;
+    let check = |f: &dyn std::os::fd::AsFd| -> io::Result<()> {
+        let st = nix::sys::statfs::fstatfs(f)?;
+        if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+            return Err(io::Error::other(format!("{path} is not on procfs")));
+        }
+        Ok(())
+    };
+    check(&dir)?;
+    let fd = mount::openat2(
+        Some(std::os::fd::AsFd::as_fd(&dir)),
+        Path::new(rel),
+        libc::O_WRONLY,
+        0,
+        mount::RESOLVE_BENEATH | mount::RESOLVE_NO_SYMLINKS | mount::RESOLVE_NO_XDEV,
+    )?;
+    check(&fd)?;
+    let mut f = std::fs::File::from(fd);
+    std::io::Write::write_all(&mut f, data)
 }
