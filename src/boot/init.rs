@@ -20,7 +20,7 @@ use crate::container::hooks::{self, Stage};
 use crate::container::state::OciState;
 use crate::control::wire;
 use crate::error::{errno_text, Error, Result};
-use crate::gofer::{self, GoferRequest};
+use crate::gofer;
 use crate::seccomp::Prepared;
 
 /// Messages between boot and a container's init (or an exec'd process before
@@ -76,8 +76,8 @@ fn expect(sock: &UnixStream, want: &str) -> Result<()> {
 pub enum MountSource {
     /// The gofer's socket; it answers with descriptors.
     Gofer(OwnedFd),
-    /// `--file-access=direct`: resolve host paths here.
-    Direct(GoferRequest),
+    /// `--file-access=direct`: boot resolved the host paths itself.
+    Prepared(gofer::PreparedMounts),
 }
 
 pub struct InitArgs<'a> {
@@ -203,7 +203,7 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
 
     let prepared = match mounts {
         MountSource::Gofer(sock) => gofer::receive(&sock)?,
-        MountSource::Direct(req) => gofer::prepare(&req)?,
+        MountSource::Prepared(p) => p,
     };
     let ctx = RootfsContext {
         spec,

@@ -530,7 +530,13 @@ impl Boot {
         }
         let mounts = match (self.cfg.file_access, req.fds.gofer) {
             (FileAccess::Proxy, Some(i)) => MountSource::Gofer(take(fds, i)?),
-            _ => MountSource::Direct(GoferRequest::for_spec(&req.bundle, &req.spec, ns.new_user)),
+            // Direct file access: the sandbox resolves host paths itself,
+            // before the init enters the container's user namespace.
+            _ => MountSource::Prepared(crate::gofer::prepare(&GoferRequest::for_spec(
+                &req.bundle,
+                &req.spec,
+                ns.new_user,
+            ))?),
         };
         let (parent_sock, child_sock) = UnixStream::pair()
             .map_err(|e| Error::Sandbox(format!("socketpair: {}", errno_text(&e))))?;

@@ -19,6 +19,40 @@ use crate::sys::mount::{
     mount_setattr, open_tree, openat2, AT_RECURSIVE, OPEN_TREE_CLONE, RESOLVE_NO_MAGICLINKS,
 };
 
+/// uid_map and gid_map contents ("container host size" lines).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IdMaps {
+    pub uid: String,
+    pub gid: String,
+}
+
+impl IdMaps {
+    fn from(
+        uid: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>,
+        gid: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>,
+    ) -> Option<IdMaps> {
+        let fmt = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
+            m.into_iter()
+                .flatten()
+                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                .collect()
+        };
+        let (u, g) = (fmt(uid), fmt(gid));
+        (!u.is_empty() && !g.is_empty()).then_some(IdMaps { uid: u, gid: g })
+    }
+
+    /// The host uid that container uid 0 maps to, if any.
+    fn host_root_uid(&self) -> Option<u32> {
+        self.uid.lines().find_map(|l| {
+            let f: Vec<u32> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            (f.len() == 3 && f[0] == 0).then_some(f[1])
+        })
+    }
+}
+
 /// What the gofer is asked to open.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GoferRequest {
@@ -27,6 +61,11 @@ pub struct GoferRequest {
     pub binds: Vec<(usize, Mount)>,
     /// Host device nodes to hand over for bind mounting (user namespaces).
     pub devices: Vec<String>,
+    /// The container's own user namespace mappings, if it gets one: an
+    /// rootfs owned by a uid that does not map to the container's root is
+    /// ID-mapped with them, and so are mounts with "idmap" but no mappings.
+    #[serde(default)]
+    pub userns: Option<IdMaps>,
 }
 
 impl GoferRequest {
@@ -63,10 +102,18 @@ impl GoferRequest {
         } else {
             Vec::new()
         };
+        let userns = if bind_devices {
+            spec.linux()
+                .as_ref()
+                .and_then(|l| IdMaps::from(l.uid_mappings().as_ref(), l.gid_mappings().as_ref()))
+        } else {
+            None
+        };
         GoferRequest {
             rootfs: crate::spec::rootfs_path(bundle, spec),
             binds,
             devices,
+            userns,
         }
     }
 }
@@ -79,10 +126,58 @@ pub struct PreparedMounts {
     pub devices: Vec<(String, OwnedFd)>,
 }
 
+/// User namespaces made for ID-mapped mounts, one per distinct mapping.
+#[derive(Default)]
+struct UsernsCache(Vec<(IdMaps, OwnedFd)>);
+
+impl UsernsCache {
+    fn get(&mut self, maps: &IdMaps) -> std::io::Result<RawFd> {
+        if let Some((_, fd)) = self.0.iter().find(|(m, _)| m == maps) {
+            return Ok(fd.as_raw_fd());
+        }
+        // SAFETY: the gofer and boot are single-threaded.
+        let fd = unsafe { crate::sys::process::userns_with_maps(&maps.uid, &maps.gid)? };
+        let raw = fd.as_raw_fd();
+        self.0.push((maps.clone(), fd));
+        Ok(raw)
+    }
+}
+
+fn idmap(tree: &OwnedFd, recursive: bool, userns: RawFd) -> std::io::Result<()> {
+    mount_setattr(
+        tree.as_fd(),
+        recursive,
+        &crate::sys::mount::Attrs {
+            userns_fd: Some(userns),
+            ..Default::default()
+        },
+    )
+}
+
 /// Open the rootfs and each bind source as detached mount trees.
 pub fn prepare(req: &GoferRequest) -> Result<PreparedMounts> {
+    let mut userns = UsernsCache::default();
     let rootfs = open_source(&req.rootfs, true)
         .map_err(|e| Error::Sandbox(format!("rootfs {}: {e}", req.rootfs.display())))?;
+    if let Some(maps) = &req.userns {
+        // A rootfs not owned by the uid the container's root maps to is
+        // shown through an ID-mapped mount, so the container's root owns it.
+        let owner = nix::sys::stat::fstat(rootfs.as_raw_fd())
+            .map(|st| st.st_uid)
+            .ok();
+        if owner.is_some() && owner != maps.host_root_uid() {
+            userns
+                .get(maps)
+                .and_then(|ns| idmap(&rootfs, true, ns))
+                .map_err(|e| {
+                    Error::Sandbox(format!(
+                        "rootfs {}: ID-mapped mount: {}",
+                        req.rootfs.display(),
+                        errno_text(&e)
+                    ))
+                })?;
+        }
+    }
     let mut binds = Vec::with_capacity(req.binds.len());
     for (idx, m) in &req.binds {
         let src = m.source().clone().unwrap_or_default();
@@ -94,6 +189,28 @@ pub fn prepare(req: &GoferRequest) -> Result<PreparedMounts> {
                 src.display()
             ))
         })?;
+        // The mount's own mappings, or "idmap" with the container's.
+        let maps = IdMaps::from(m.uid_mappings().as_ref(), m.gid_mappings().as_ref())
+            .or_else(|| opts.idmap.and(req.userns.clone()));
+        if let Some(maps) = maps {
+            let recursive = opts.idmap.unwrap_or(opts.recursive);
+            userns
+                .get(&maps)
+                .and_then(|ns| idmap(&tree, recursive, ns))
+                .map_err(|e| {
+                    Error::Sandbox(format!(
+                        "mount {} (source {}): ID-mapped mount: {}",
+                        m.destination().display(),
+                        src.display(),
+                        errno_text(&e)
+                    ))
+                })?;
+        } else if opts.idmap.is_some() {
+            return Err(Error::Spec(format!(
+                "mount {}: \"idmap\" needs uidMappings/gidMappings on the mount or a user namespace",
+                m.destination().display()
+            )));
+        }
         // Attributes that hold for the whole tree are set here, before the
         // sandbox ever sees the mount; "ro" on a plain bind affects only the
         // top mount, "rro" and friends the whole tree.

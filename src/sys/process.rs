@@ -2,7 +2,7 @@
 //! and the start time that tells a live process from a reused pid.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::unistd::Pid;
 
@@ -66,6 +66,35 @@ pub unsafe fn fork_into(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Re
             // SAFETY: CLONE_PIDFD stored a fresh descriptor that we now own.
             pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
         }),
+    }
+}
+
+/// A user namespace with the given uid_map/gid_map lines, as a descriptor
+/// (for ID-mapped mounts): a child is forked into a new user namespace, its
+/// maps written, its namespace opened, and the child killed.
+///
+/// # Safety
+/// As for `fork_into`: the caller must be single-threaded.
+pub unsafe fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
+    // SAFETY: the caller guarantees a single thread; the child only waits
+    // to be killed.
+    match unsafe { fork_into(libc::CLONE_NEWUSER as u64, None)? } {
+        Forked::Child => loop {
+            // SAFETY: pause has no memory effects.
+            unsafe { libc::pause() };
+        },
+        Forked::Parent { pid, pidfd } => {
+            let done = (|| -> io::Result<OwnedFd> {
+                let p = pid.as_raw();
+                std::fs::write(format!("/proc/{p}/uid_map"), uid_map)?;
+                std::fs::write(format!("/proc/{p}/gid_map"), gid_map)?;
+                let ns = std::fs::File::open(format!("/proc/{p}/ns/user"))?;
+                Ok(OwnedFd::from(ns))
+            })();
+            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            done
+        }
     }
 }
 
