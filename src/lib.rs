@@ -13,6 +13,7 @@ pub mod error;
 pub mod gofer;
 pub mod logging;
 pub mod mount_options;
+pub mod posture;
 pub mod sandbox;
 pub mod seccomp;
 pub mod spec;

@@ -105,6 +105,10 @@ pub fn main(cfg: Config, listener: OwnedFd) -> Result<i32> {
     crate::sys::process::set_child_subreaper()
         .map_err(|e| Error::Sandbox(format!("become subreaper: {e}")))?;
     let _ = nix::unistd::chdir("/");
+    crate::posture::boot_start(
+        &cfg.root.join(crate::container::SECCOMP_CACHE),
+        cfg.seccomp_baseline == crate::config::OnOff::On,
+    )?;
 
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
@@ -506,6 +510,19 @@ impl Boot {
             return Err(Error::Exists(req.id));
         }
         let is_root = self.root_id.is_none();
+        if let Some(p) = req.spec.process().as_ref() {
+            if is_root {
+                // From now on the sandbox holds only what it and its
+                // containers may need.
+                let names = spec_cap_names(p);
+                crate::posture::boot_restrict(&crate::posture::boot_keeps(&names))?;
+            } else if let Some(missing) = crate::posture::missing_caps(p) {
+                return Err(Error::Spec(format!(
+                    "process.capabilities: {missing} not available in sandbox {:?} (its root container did not have them)",
+                    self.root_id.as_deref().unwrap_or_default()
+                )));
+            }
+        }
         let take = |fds: &mut [Option<OwnedFd>], i: usize| -> Result<OwnedFd> {
             wire::take_fd(fds, i).map_err(|e| Error::Sandbox(e.to_string()))
         };
@@ -730,6 +747,11 @@ impl Boot {
 
     fn exec(&mut self, req: ExecProcess, fds: &mut [Option<OwnedFd>]) -> Result<(i32, u64)> {
         let c = self.live(&req.id)?;
+        if let Some(missing) = crate::posture::missing_caps(&req.process) {
+            return Err(Error::Spec(format!(
+                "process.capabilities: {missing} not available in this sandbox (its root container did not have them)"
+            )));
+        }
         let take = |fds: &mut [Option<OwnedFd>], i: usize| -> Result<OwnedFd> {
             wire::take_fd(fds, i).map_err(|e| Error::Sandbox(e.to_string()))
         };
@@ -867,6 +889,25 @@ fn give_notify_fd(
     let st = serde_json::to_value(state).map_err(|e| Error::Invalid(e.to_string()))?;
     crate::seccomp::send_to_listener(path, plan.listener_metadata(), fd.as_fd(), pid.as_raw(), st)
         .map_err(|e| Error::Sandbox(e.to_string()))
+}
+
+/// Every capability named in any set of a process.
+fn spec_cap_names(p: &oci_spec::runtime::Process) -> std::collections::HashSet<String> {
+    let Some(c) = p.capabilities().as_ref() else {
+        return Default::default();
+    };
+    [
+        c.bounding(),
+        c.effective(),
+        c.permitted(),
+        c.inheritable(),
+        c.ambient(),
+    ]
+    .into_iter()
+    .flatten()
+    .flatten()
+    .filter_map(|cap| serde_json::to_value(cap).ok()?.as_str().map(str::to_string))
+    .collect()
 }
 
 fn request_name(r: &Request) -> &'static str {
