@@ -135,6 +135,7 @@ const GOFER_SYSCALLS: &[&str] = &[
     "exit_group",
     "fsync",
     "sched_yield",
+    "pipe2",
 ];
 
 fn sys_err(what: &str, e: impl Into<std::io::Error>) -> Error {

@@ -235,6 +235,8 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
     drop(console);
     let caps_plan = CapPlan::from_spec(process.capabilities().as_ref())?;
     let plan = ExecPlan::new(process)?;
+    // At create, as runc does: a limit the host forbids fails create.
+    process::apply_rlimits(process)?;
 
     send(&sync, &Sync::Ready)?;
     expect(&sync, "Start")?;

@@ -96,38 +96,130 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result
     )
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    File,
+}
+
+/// Most symlinks followed while resolving one path (as the kernel's
+/// MAXSYMLINKS).
+const MAX_LINKS: usize = 40;
+
+/// Resolve `path` inside `root` component by component, creating what is
+/// missing (directories, and the last component as `last`). Symlinks are
+/// followed as if `root` were "/", including dangling ones, whose targets
+/// are created: an image may legitimately point /var/run at /run. Nothing
+/// is ever looked up or created outside `root`.
+fn resolve_create(root: BorrowedFd<'_>, path: &Path, last: Kind) -> io::Result<OwnedFd> {
+    use std::collections::VecDeque;
+    let mut todo: VecDeque<std::ffi::OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut cur = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        if name == ".." {
+            cur.pop();
+            continue;
+        }
+        let is_last = todo.is_empty();
+        let parent = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY)?;
+        match nix::sys::stat::fstatat(
+            Some(parent.as_raw_fd()),
+            name.as_os_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let target = nix::fcntl::readlinkat(Some(parent.as_raw_fd()), name.as_os_str())?;
+                let target = PathBuf::from(target);
+                if target.is_absolute() {
+                    cur = PathBuf::from("/");
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => todo.push_front(n.to_os_string()),
+                        Component::ParentDir => todo.push_front("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            Ok(st) => {
+                let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                if !is_last && !dir {
+                    return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+                }
+                cur.push(&name);
+            }
+            Err(nix::errno::Errno::ENOENT) => {
+                let dir = reopen_dir(parent.as_fd())?;
+                if is_last && last == Kind::File {
+                    match nix::fcntl::openat(
+                        Some(dir.as_raw_fd()),
+                        name.as_os_str(),
+                        nix::fcntl::OFlag::O_CREAT
+                            | nix::fcntl::OFlag::O_EXCL
+                            | nix::fcntl::OFlag::O_WRONLY
+                            | nix::fcntl::OFlag::O_NOFOLLOW
+                            | nix::fcntl::OFlag::O_CLOEXEC,
+                        Mode::from_bits_truncate(0o644),
+                    ) {
+                        Ok(fd) => {
+                            let _ = nix::unistd::close(fd);
+                        }
+                        Err(nix::errno::Errno::EEXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                } else {
+                    match nix::sys::stat::mkdirat(
+                        Some(dir.as_raw_fd()),
+                        name.as_os_str(),
+                        Mode::from_bits_truncate(0o755),
+                    ) {
+                        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                cur.push(&name);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let flags = if last == Kind::Dir {
+        libc::O_PATH | libc::O_DIRECTORY
+    } else {
+        libc::O_PATH
+    };
+    open_in_root(root, &cur, flags)
+}
+
+/// O_PATH directory descriptors cannot create entries; reopen for that.
+fn reopen_dir(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    openat2(
+        Some(fd),
+        Path::new("."),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+        0,
+    )
+}
+
 /// mkdir -p inside `root`; returns an O_PATH descriptor of the directory.
-pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
+pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path, _mode: u32) -> io::Result<OwnedFd> {
     match open_in_root(root, path, libc::O_PATH | libc::O_DIRECTORY) {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         other => return other,
     }
-    let mut cur = open_in_root(root, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY)?;
-    let mut prefix = PathBuf::from("/");
-    for comp in path.components() {
-        let name = match comp {
-            Component::Normal(n) => n,
-            Component::ParentDir => OsStr::new(".."),
-            _ => continue,
-        };
-        prefix.push(name);
-        match open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY) {
-            Ok(fd) => cur = fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                match nix::sys::stat::mkdirat(
-                    Some(cur.as_raw_fd()),
-                    name,
-                    Mode::from_bits_truncate(mode),
-                ) {
-                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                cur = open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY)?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(cur)
+    resolve_create(root, path, Kind::Dir)
 }
 
 /// Make sure a regular file exists at `path` inside `root` (a mount point for
@@ -137,36 +229,7 @@ pub fn create_file(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         other => return other,
     }
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let dir = mkdir_all(root, parent, 0o755)?;
-    // O_PATH descriptors cannot create files; reopen the directory for that.
-    let dirfd = openat2(
-        Some(dir.as_fd()),
-        Path::new("."),
-        libc::O_RDONLY | libc::O_DIRECTORY,
-        0,
-        0,
-    )?;
-    match nix::fcntl::openat(
-        Some(dirfd.as_raw_fd()),
-        name,
-        nix::fcntl::OFlag::O_CREAT
-            | nix::fcntl::OFlag::O_EXCL
-            | nix::fcntl::OFlag::O_WRONLY
-            | nix::fcntl::OFlag::O_NOFOLLOW
-            | nix::fcntl::OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o644),
-    ) {
-        Ok(fd) => {
-            let _ = nix::unistd::close(fd);
-        }
-        Err(nix::errno::Errno::EEXIST) => {}
-        Err(e) => return Err(e.into()),
-    }
-    open_in_root(root, path, libc::O_PATH)
+    resolve_create(root, path, Kind::File)
 }
 
 fn is_dir(fd: BorrowedFd<'_>) -> io::Result<bool> {

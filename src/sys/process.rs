@@ -76,15 +76,27 @@ pub unsafe fn fork_into(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Re
 /// # Safety
 /// As for `fork_into`: the caller must be single-threaded.
 pub unsafe fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
-    // SAFETY: the caller guarantees a single thread; the child only waits
-    // to be killed.
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // SAFETY: the caller guarantees a single thread; the child only makes
+    // itself dumpable (its parent may be non-dumpable, and opening the
+    // namespace of a non-dumpable process would take CAP_SYS_PTRACE), says
+    // so, and waits to be killed.
     match unsafe { fork_into(libc::CLONE_NEWUSER as u64, None)? } {
-        Forked::Child => loop {
-            // SAFETY: pause has no memory effects.
-            unsafe { libc::pause() };
-        },
+        Forked::Child => {
+            let _ = nix::sys::prctl::set_dumpable(true);
+            let _ = nix::unistd::write(&ready_w, b"r");
+            loop {
+                // SAFETY: pause has no memory effects.
+                unsafe { libc::pause() };
+            }
+        }
         Forked::Parent { pid, pidfd } => {
+            drop(ready_w);
             let done = (|| -> io::Result<OwnedFd> {
+                let mut b = [0u8; 1];
+                if nix::unistd::read(ready_r.as_raw_fd(), &mut b)? != 1 {
+                    return Err(io::Error::other("user namespace helper died"));
+                }
                 let p = pid.as_raw();
                 std::fs::write(format!("/proc/{p}/uid_map"), uid_map)?;
                 std::fs::write(format!("/proc/{p}/gid_map"), gid_map)?;
