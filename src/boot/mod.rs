@@ -208,7 +208,11 @@ impl Boot {
             }
             if fds[0].revents != 0 && self.exiting.is_none() {
                 match self.listener.accept() {
-                    Ok((conn, _)) => self.handle_conn(conn),
+                    Ok((conn, _)) => {
+                        self.handle_conn(conn);
+                        // Going idle: give back what the request touched.
+                        crate::sys::memory::trim_idle();
+                    }
                     Err(e) => tracing::warn!("accept: {e}"),
                 }
             }

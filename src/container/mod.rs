@@ -231,6 +231,7 @@ impl Container {
             cgroup: None,
             sandbox: None,
             gofer: None,
+            member_of: None,
             armed: true,
         };
         let lock = DirLock::acquire(&dir, &opts.id)?;
@@ -329,6 +330,10 @@ impl Container {
             hook_state,
             seccomp,
         };
+        if pod.is_some() {
+            add_member(cfg, &sandbox.id, &opts.id)?;
+            guard.member_of = Some((cfg.clone(), sandbox.id.clone()));
+        }
         let init = match sandbox.create(req, &fds) {
             Ok(p) => p,
             Err(e) => {
@@ -560,6 +565,11 @@ impl Container {
         oci.status = Status::Stopped.to_string();
         oci.pid = 0;
         hooks::run_logged(self.state.hooks.as_ref(), Stage::Poststop, &oci);
+        if !self.state.is_root {
+            if let Some(sb) = &self.state.sandbox {
+                remove_member(&self.cfg, &sb.id, &self.state.id);
+            }
+        }
         remove_state_dir(&self.dir)?;
         drop(self.lock);
         Ok(())
@@ -618,12 +628,44 @@ fn pod_sandbox(cfg: &Config, sandbox_id: &str) -> Result<(Sandbox, DirLock)> {
 }
 
 /// The pod members of sandbox `id` (other containers whose sandbox it is).
+/// Pod members are recorded as empty files in their sandbox's state
+/// directory, so finding them costs nothing per other container.
+const MEMBERS: &str = "members";
+
+fn member_marker(cfg: &Config, sandbox_id: &str, id: &str) -> PathBuf {
+    cfg.container_dir(sandbox_id).join(MEMBERS).join(id)
+}
+
+fn add_member(cfg: &Config, sandbox_id: &str, id: &str) -> Result<()> {
+    let m = member_marker(cfg, sandbox_id, id);
+    if let Some(dir) = m.parent() {
+        std::fs::create_dir_all(dir).with_ctx(|| format!("create {}", dir.display()))?;
+    }
+    std::fs::write(&m, b"").with_ctx(|| format!("write {}", m.display()))
+}
+
+fn remove_member(cfg: &Config, sandbox_id: &str, id: &str) {
+    let _ = std::fs::remove_file(member_marker(cfg, sandbox_id, id));
+}
+
+/// The pod members of sandbox `id` that still exist.
 fn pod_members(cfg: &Config, id: &str) -> Result<Vec<String>> {
-    Ok(Container::list(cfg)?
-        .into_iter()
-        .filter(|s| !s.is_root && s.sandbox.as_ref().is_some_and(|sb| sb.id == id))
-        .map(|s| s.id)
-        .collect())
+    let dir = cfg.container_dir(id).join(MEMBERS);
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_ctx(|| format!("read {}", dir.display())),
+    };
+    for ent in rd.flatten() {
+        let name = ent.file_name().to_string_lossy().into_owned();
+        match Container::read(cfg, &name) {
+            Ok(st) if st.sandbox.as_ref().is_some_and(|s| s.id == id) => out.push(name),
+            _ => remove_member(cfg, id, &name),
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Undo a half-made create.
@@ -632,6 +674,8 @@ struct CreateGuard {
     cgroup: Option<CgroupPath>,
     sandbox: Option<(Sandbox, Option<crate::sys::spawn::ChildProc>)>,
     gofer: Option<Gofer>,
+    /// The sandbox this pod member was recorded in.
+    member_of: Option<(Config, String)>,
     armed: bool,
 }
 
@@ -639,6 +683,14 @@ impl Drop for CreateGuard {
     fn drop(&mut self) {
         if !self.armed {
             return;
+        }
+        if let Some((cfg, sandbox)) = self.member_of.take() {
+            let id = self
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            remove_member(&cfg, &sandbox, &id);
         }
         if let Some(g) = self.gofer.take() {
             g.kill();

@@ -112,6 +112,7 @@ pub fn spawn(conn: UnixStream, target: Pid) -> Result<i32> {
             }
             close_fds_except(&keep);
             let _ = nix::sys::prctl::set_name(c"husk-wait");
+            crate::sys::memory::trim_idle();
             if let Ok(sigfd) = sigfd {
                 forward_until(&sigfd, conn.as_raw_fd(), |sig| {
                     if let Some(fd) = &pidfd {

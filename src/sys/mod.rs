@@ -2,6 +2,7 @@
 //! module uses the safe functions here or the `nix` crate.
 
 pub mod fdpass;
+pub mod memory;
 pub mod mount;
 pub mod process;
 pub mod sched;
