@@ -4,6 +4,7 @@ use husk::cli::{dispatch, Cli};
 
 fn main() {
     let cli = Cli::parse();
+    cli.command.close_inherited_fds();
     let (name, id) = cli.command.describe();
     let (name, id) = (name.to_string(), id.map(str::to_string));
     husk::logging::init(&cli.config, &name, id.as_deref());

@@ -170,6 +170,7 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
         namespaces::join(*flag, path)?;
     }
     if ns.new_cgroup {
+        // Rooted at the container's cgroup, which boot has moved us into.
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| Error::Sandbox(format!("create cgroup namespace: {e}")))?;
     }

@@ -656,21 +656,30 @@ impl Boot {
         cgroup: &CgroupPath,
         hook_state: &OciState,
     ) -> Result<()> {
+        let t0 = std::time::Instant::now();
         if ns.new_user {
             write_id_maps(pid, spec)?;
         }
         cgroup
             .add_pid(pid.as_raw())
             .map_err(|e| Error::Sandbox(e.to_string()))?;
+        let t_join = t0.elapsed();
         if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
             cgroup
                 .apply(res)
                 .map_err(|e| Error::Sandbox(e.to_string()))?;
         }
+        let t_apply = t0.elapsed();
         init::send(sock, &Sync::Go)?;
         loop {
             match init::recv(sock)? {
-                Some(Sync::Ready) => return Ok(()),
+                Some(Sync::Ready) => {
+                    tracing::debug!(
+                        "container {id}: cgroup joined after {t_join:?}, resources at {t_apply:?}, init ready at {:?}",
+                        t0.elapsed()
+                    );
+                    return Ok(());
+                }
                 Some(Sync::RunHooks) => {
                     let mut st = hook_state.clone();
                     st.pid = pid.as_raw();

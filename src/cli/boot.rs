@@ -13,7 +13,6 @@ pub struct Args {
 }
 
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
-    crate::sys::process::close_fds_except(&[a.listen_fd]);
     // SAFETY: the caller passed this descriptor to us for our exclusive use.
     let listener = unsafe { OwnedFd::from_raw_fd(a.listen_fd) };
     Ok(crate::boot::main(cfg.clone(), listener)?)

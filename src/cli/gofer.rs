@@ -13,7 +13,6 @@ pub struct Args {
 }
 
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
-    crate::sys::process::close_fds_except(&[a.sock_fd]);
     crate::posture::gofer_start(&cfg.root.join(crate::container::SECCOMP_CACHE))?;
     // SAFETY: the caller passed this descriptor to us for our exclusive use.
     let sock = unsafe { OwnedFd::from_raw_fd(a.sock_fd) };

@@ -79,6 +79,18 @@ pub enum Command {
 }
 
 impl Command {
+    /// For husk's internal processes: the one descriptor they inherit on
+    /// purpose. Everything else they inherited is closed before anything
+    /// (the log files included) is opened.
+    pub fn close_inherited_fds(&self) {
+        let keep = match self {
+            Command::Boot(a) => a.listen_fd,
+            Command::Gofer(a) => a.sock_fd,
+            _ => return,
+        };
+        crate::sys::process::close_fds_except(&[keep]);
+    }
+
     /// The command's name and container id, for log file names and errors.
     pub fn describe(&self) -> (&'static str, Option<&str>) {
         match self {
