@@ -202,11 +202,12 @@ pub fn boot_restrict(keep: &CapsHashSet) -> Result<()> {
     keep_only(keep)
 }
 
-/// The capabilities of `process` that the sandbox no longer has, if any.
-pub fn missing_caps(process: &oci_spec::runtime::Process) -> Option<String> {
-    let have = caps::read(None, CapSet::Bounding).ok()?;
-    let c = process.capabilities().as_ref()?;
-    let mut missing: Vec<String> = [
+/// Every capability named in any of a process's five sets.
+pub fn cap_names(process: &oci_spec::runtime::Process) -> HashSet<String> {
+    let Some(c) = process.capabilities().as_ref() else {
+        return HashSet::new();
+    };
+    [
         c.bounding(),
         c.effective(),
         c.permitted(),
@@ -216,14 +217,18 @@ pub fn missing_caps(process: &oci_spec::runtime::Process) -> Option<String> {
     .into_iter()
     .flatten()
     .flatten()
-    .filter_map(|cap| {
-        let name = serde_json::to_value(cap).ok()?.as_str()?.to_string();
-        let parsed: Cap = name.parse().ok()?;
-        (!have.contains(&parsed)).then_some(name)
-    })
-    .collect();
+    .filter_map(|cap| serde_json::to_value(cap).ok()?.as_str().map(str::to_string))
+    .collect()
+}
+
+/// The capabilities of `process` that the sandbox no longer has, if any.
+pub fn missing_caps(process: &oci_spec::runtime::Process) -> Option<String> {
+    let have = caps::read(None, CapSet::Bounding).ok()?;
+    let mut missing: Vec<String> = cap_names(process)
+        .into_iter()
+        .filter(|name| name.parse::<Cap>().is_ok_and(|c| !have.contains(&c)))
+        .collect();
     missing.sort();
-    missing.dedup();
     (!missing.is_empty()).then(|| missing.join(", "))
 }
 

@@ -104,28 +104,37 @@ pub fn child_main(args: InitArgs<'_>) -> ! {
         // A terminal process gets the pty as stdio at start; until then it
         // must not hold the caller's stdio, which clients (containerd's
         // shim) read until end-of-file before they go on.
-        null_stdio();
+        crate::sys::process::stdio_to_null();
     }
     let mut args = args;
-    // Keep the sync socket far above the descriptors the program gets
-    // (stdio, --preserve-fds), with a second copy for reporting errors.
-    let (sync, reporter) = match relocate_pair(&args.sync) {
-        Ok(p) => p,
+    let sync = match relocate_sync(&mut args.sync) {
+        Ok(s) => s,
         Err(_) => crate::sys::process::exit_now(1),
     };
-    args.sync = sync;
-    let sync = reporter;
-    let err = match run(args) {
+    report_and_exit(&sync, run(args), 1)
+}
+
+/// Keep the sync socket far above the descriptors the program gets (stdio,
+/// --preserve-fds); returns a second copy for reporting errors.
+fn relocate_sync(sock: &mut UnixStream) -> std::io::Result<UnixStream> {
+    let (high, reporter) = relocate_pair(sock)?;
+    *sock = high;
+    Ok(reporter)
+}
+
+/// A child that did not exec: tell boot why, and exit.
+fn report_and_exit(sync: &UnixStream, result: Result<Never>, code: i32) -> ! {
+    let err = match result {
         Ok(never) => match never {},
         Err(e) => e,
     };
     let _ = send(
-        &sync,
+        sync,
         &Sync::Error {
             message: err.to_string(),
         },
     );
-    crate::sys::process::exit_now(1)
+    crate::sys::process::exit_now(code)
 }
 
 enum Never {}
@@ -348,18 +357,6 @@ fn relocate_pair(sock: &UnixStream) -> std::io::Result<(UnixStream, UnixStream)>
     Ok((high(sock.as_raw_fd())?, high(sock.as_raw_fd())?))
 }
 
-fn null_stdio() {
-    if let Ok(null) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-    {
-        for fd in 0..3 {
-            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
-        }
-    }
-}
-
 /// Put the three descriptors at 0, 1, 2.
 pub fn install_stdio(fds: [OwnedFd; 3]) -> Result<()> {
     // Move them high first so that dup2 onto 0..2 never closes one we still
@@ -471,23 +468,11 @@ pub struct ExecArgs<'a> {
 pub fn exec_child_main(args: ExecArgs<'_>) -> ! {
     crate::sys::process::reset_signals();
     let mut args = args;
-    let (sync, reporter) = match relocate_pair(&args.sync) {
-        Ok(p) => p,
+    let sync = match relocate_sync(&mut args.sync) {
+        Ok(s) => s,
         Err(_) => crate::sys::process::exit_now(127),
     };
-    args.sync = sync;
-    let sync = reporter;
-    let err = match exec_run(args) {
-        Ok(never) => match never {},
-        Err(e) => e,
-    };
-    let _ = send(
-        &sync,
-        &Sync::Error {
-            message: err.to_string(),
-        },
-    );
-    crate::sys::process::exit_now(127)
+    report_and_exit(&sync, exec_run(args), 127)
 }
 
 fn exec_run(args: ExecArgs<'_>) -> Result<Never> {

@@ -38,17 +38,6 @@ use crate::sys::process::{fork_into, Forked};
 use self::init::{InitArgs, MountSource, Sync};
 use self::namespaces::NsPlan;
 
-/// Signals boot forwards to the root container's init.
-const FORWARDED: &[Signal] = &[
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-];
-
 /// How many exit statuses of exec'd processes to remember for late `WaitPid`
 /// calls.
 const KEEP_EXITS: usize = 1024;
@@ -112,7 +101,7 @@ pub fn main(cfg: Config, listener: OwnedFd) -> Result<i32> {
 
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
-    for s in FORWARDED {
+    for s in crate::sandbox::waiter::FORWARD_SIGNALS {
         mask.add(*s);
     }
     mask.add(Signal::SIGPIPE);
@@ -518,7 +507,7 @@ impl Boot {
             if is_root {
                 // From now on the sandbox holds only what it and its
                 // containers may need.
-                let names = spec_cap_names(p);
+                let names = crate::posture::cap_names(p);
                 crate::posture::boot_restrict(&crate::posture::boot_keeps(&names))?;
             } else if let Some(missing) = crate::posture::missing_caps(p) {
                 return Err(Error::Spec(format!(
@@ -640,7 +629,7 @@ impl Boot {
             self.root_id = Some(req.id);
             // The container owns our stdio now; hold none of it, so its
             // readers see end-of-file when the container's processes exit.
-            redirect_stdio_to_null();
+            crate::sys::process::stdio_to_null();
         }
         Ok((pid.as_raw(), start_time))
     }
@@ -904,25 +893,6 @@ fn give_notify_fd(
         .map_err(|e| Error::Sandbox(e.to_string()))
 }
 
-/// Every capability named in any set of a process.
-fn spec_cap_names(p: &oci_spec::runtime::Process) -> std::collections::HashSet<String> {
-    let Some(c) = p.capabilities().as_ref() else {
-        return Default::default();
-    };
-    [
-        c.bounding(),
-        c.effective(),
-        c.permitted(),
-        c.inheritable(),
-        c.ambient(),
-    ]
-    .into_iter()
-    .flatten()
-    .flatten()
-    .filter_map(|cap| serde_json::to_value(cap).ok()?.as_str().map(str::to_string))
-    .collect()
-}
-
 fn request_name(r: &Request) -> &'static str {
     match r {
         Request::Create(_) => "Create",
@@ -950,18 +920,6 @@ fn not_found(id: &str) -> Response {
 fn close_inherited(listener: &UnixListener, sigfd: &SignalFd) {
     let _ = nix::unistd::close(listener.as_raw_fd());
     let _ = nix::unistd::close(sigfd.as_raw_fd());
-}
-
-fn redirect_stdio_to_null() {
-    if let Ok(null) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-    {
-        for fd in 0..3 {
-            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
-        }
-    }
 }
 
 /// Point our future children back at our own pid namespace after a fork into

@@ -5,8 +5,9 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::container::{Console, Container, CreateOptions};
 
+/// The flags `create` and `run` share (runc's).
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct CreateFlags {
     /// Bundle directory (holds config.json).
     #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
     pub bundle: PathBuf,
@@ -25,24 +26,32 @@ pub struct Args {
     /// Pass this many extra descriptors (from fd 3) to the process.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub preserve_fds: u32,
-    /// Container id.
-    pub id: String,
 }
 
-impl Args {
-    pub fn options(&self) -> CreateOptions {
+impl CreateFlags {
+    pub fn options(&self, id: &str, console: Option<Console>) -> CreateOptions {
         CreateOptions {
-            id: self.id.clone(),
+            id: id.to_string(),
             bundle: self.bundle.clone(),
             pid_file: self.pid_file.clone(),
-            console: self.console_socket.clone().map(Console::Path),
+            console,
             preserve_fds: self.preserve_fds,
             spec: None,
         }
     }
 }
 
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub flags: CreateFlags,
+    /// Container id.
+    pub id: String,
+}
+
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
-    Container::create(cfg, a.options()).with_context(|| format!("create {}", a.id))?;
+    let console = a.flags.console_socket.clone().map(Console::Path);
+    Container::create(cfg, a.flags.options(&a.id, console))
+        .with_context(|| format!("create {}", a.id))?;
     Ok(0)
 }

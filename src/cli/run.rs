@@ -6,50 +6,34 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
 use crate::config::Config;
-use crate::container::{Console, Container, CreateOptions};
+use crate::container::{Console, Container};
 use crate::sandbox::waiter;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Bundle directory (holds config.json).
-    #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
-    pub bundle: PathBuf,
-    /// AF_UNIX socket that receives the pty master when process.terminal is set.
-    #[arg(long, value_name = "PATH")]
-    pub console_socket: Option<PathBuf>,
-    /// Write the pid of the process to wait on (the sandbox) here.
-    #[arg(long, value_name = "FILE")]
-    pub pid_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: super::create::CreateFlags,
     /// Return once the container has started.
     #[arg(short = 'd', long)]
     pub detach: bool,
     /// Keep the container's state after it exits.
     #[arg(long)]
     pub keep: bool,
-    /// Accepted for runc compatibility; husk always uses pivot_root.
-    #[arg(long)]
-    pub no_pivot: bool,
-    /// Accepted for runc compatibility.
-    #[arg(long)]
-    pub no_new_keyring: bool,
     /// Accepted for runc compatibility: the sandbox is always our child.
     #[arg(long)]
     pub no_subreaper: bool,
-    /// Pass this many extra descriptors (from fd 3) to the process.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub preserve_fds: u32,
     /// Container id.
     pub id: String,
 }
 
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     let ctx = || format!("run {}", a.id);
-    let spec = crate::spec::load(&absolute(&a.bundle)).with_context(ctx)?;
+    let spec = crate::spec::load(&absolute(&a.flags.bundle)).with_context(ctx)?;
     let spec_terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     // A terminal without a console socket: be the console ourselves, as runc
     // does for a person at a shell.
     let mut proxy = None;
-    let console = match (&a.console_socket, spec_terminal) {
+    let console = match (&a.flags.console_socket, spec_terminal) {
         (Some(p), _) => Some(Console::Path(p.clone())),
         (None, true) if !a.detach => {
             if !super::tty::stdin_is_tty() {
@@ -64,14 +48,8 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         }
         _ => None,
     };
-    let opts = CreateOptions {
-        id: a.id.clone(),
-        bundle: a.bundle.clone(),
-        pid_file: a.pid_file.clone(),
-        console,
-        preserve_fds: a.preserve_fds,
-        spec: Some(spec),
-    };
+    let mut opts = a.flags.options(&a.id, console);
+    opts.spec = Some(spec);
     // Block the signals we forward before the container exists, so none is
     // lost between start and the wait loop.
     let mask = waiter::forward_mask();

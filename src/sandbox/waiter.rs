@@ -92,15 +92,7 @@ pub fn spawn(conn: UnixStream, target: Pid) -> Result<i32> {
         ForkResult::Child => {
             let _ = nix::unistd::setsid();
             // Hold none of the caller's stdio: clients read it to its end.
-            if let Ok(null) = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/null")
-            {
-                for fd in 0..3 {
-                    let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
-                }
-            }
+            crate::sys::process::stdio_to_null();
             let _ = mask.thread_block();
             let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK);
             let mut keep = vec![conn.as_raw_fd()];

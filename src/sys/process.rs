@@ -289,6 +289,20 @@ pub fn reset_signals() {
     );
 }
 
+/// Point stdin, stdout and stderr at /dev/null (a process that must not
+/// hold its caller's stdio).
+pub fn stdio_to_null() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+        }
+    }
+}
+
 /// Exit immediately without running destructors or flushing stdio buffers that
 /// belong to the parent's copy of memory (for forked children).
 pub fn exit_now(code: i32) -> ! {
