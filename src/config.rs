@@ -94,6 +94,11 @@ pub struct Config {
     #[arg(long, global = true, value_enum, default_value_t = OnOff::On)]
     pub seccomp_baseline: OnOff,
 
+    /// Overlay the container's rootfs with a memory-backed layer: the
+    /// container may write, the image on disk stays as it was.
+    #[arg(long, global = true)]
+    pub overlay: bool,
+
     /// Accepted for runc compatibility; husk detects rootless mode itself.
     /// (Only before the command: `spec --rootless` is a different flag.)
     #[arg(long, value_name = "VALUE")]
@@ -113,6 +118,7 @@ impl Default for Config {
             file_access: FileAccess::Proxy,
             systemd_cgroup: false,
             seccomp_baseline: OnOff::On,
+            overlay: false,
             rootless: None,
         }
     }
@@ -150,6 +156,9 @@ impl Config {
             "--seccomp-baseline={}",
             value_name(&self.seccomp_baseline)
         ));
+        if self.overlay {
+            f.push("--overlay".into());
+        }
         f
     }
 
@@ -182,6 +191,7 @@ mod tests {
             file_access: FileAccess::Direct,
             systemd_cgroup: true,
             seccomp_baseline: OnOff::Off,
+            overlay: true,
             ..Config::default()
         };
         let mut argv = vec!["husk".to_string()];

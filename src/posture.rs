@@ -136,6 +136,10 @@ const GOFER_SYSCALLS: &[&str] = &[
     "fsync",
     "sched_yield",
     "pipe2",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "mkdirat",
 ];
 
 fn sys_err(what: &str, e: impl Into<std::io::Error>) -> Error {

@@ -344,3 +344,26 @@ fn file_access_direct_and_network_none() {
     );
     env.assert_no_leftovers(&id);
 }
+
+#[test]
+fn overlay_keeps_the_image_unchanged() {
+    if !require_root() {
+        return;
+    }
+    for access in ["proxy", "direct"] {
+        let mut env = Env::new("overlay");
+        env.extra_flags = vec!["--overlay".into(), format!("--file-access={access}")];
+        let b = env.bundle(&[
+            "sh",
+            "-c",
+            "echo data > /etc/new-file && cat /etc/new-file && rm /bin/cat && echo removed",
+        ]);
+        b.edit(|c| c["root"]["readonly"] = json!(false));
+        let id = env.id("ov");
+        let out = env.ok(&["run", "--bundle", &b.arg(), &id]);
+        assert_eq!(out, "data\nremoved\n", "{access}");
+        assert!(!b.rootfs().join("etc/new-file").exists(), "{access}");
+        assert!(b.rootfs().join("bin/cat").exists(), "{access}");
+        env.assert_no_leftovers(&id);
+    }
+}

@@ -546,6 +546,7 @@ impl Boot {
                 &req.bundle,
                 &req.spec,
                 ns.new_user,
+                self.cfg.overlay,
             ))?),
         };
         let (parent_sock, child_sock) = UnixStream::pair()

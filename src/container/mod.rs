@@ -257,7 +257,7 @@ impl Container {
 
         let gofer = if cfg.file_access == FileAccess::Proxy {
             let userns = has_new_userns(&spec);
-            let req = GoferRequest::for_spec(&bundle, &spec, userns);
+            let req = GoferRequest::for_spec(&bundle, &spec, userns, cfg.overlay);
             Some(Gofer::spawn(cfg, &opts.id, &req)?)
         } else {
             None

@@ -66,10 +66,13 @@ pub struct GoferRequest {
     /// ID-mapped with them, and so are mounts with "idmap" but no mappings.
     #[serde(default)]
     pub userns: Option<IdMaps>,
+    /// `--overlay`: the rootfs under a memory-backed writable layer.
+    #[serde(default)]
+    pub overlay: bool,
 }
 
 impl GoferRequest {
-    pub fn for_spec(bundle: &Path, spec: &Spec, bind_devices: bool) -> Self {
+    pub fn for_spec(bundle: &Path, spec: &Spec, bind_devices: bool, overlay: bool) -> Self {
         let binds = spec
             .mounts()
             .iter()
@@ -114,6 +117,7 @@ impl GoferRequest {
             binds,
             devices,
             userns,
+            overlay,
         }
     }
 }
@@ -157,8 +161,12 @@ fn idmap(tree: &OwnedFd, recursive: bool, userns: RawFd) -> std::io::Result<()> 
 /// Open the rootfs and each bind source as detached mount trees.
 pub fn prepare(req: &GoferRequest) -> Result<PreparedMounts> {
     let mut userns = UsernsCache::default();
-    let rootfs = open_source(&req.rootfs, true)
-        .map_err(|e| Error::Sandbox(format!("rootfs {}: {e}", req.rootfs.display())))?;
+    let rootfs = if req.overlay {
+        overlay_rootfs(&req.rootfs)
+    } else {
+        open_source(&req.rootfs, true)
+    }
+    .map_err(|e| Error::Sandbox(format!("rootfs {}: {e}", req.rootfs.display())))?;
     if let Some(maps) = &req.userns {
         // A rootfs not owned by the uid the container's root maps to is
         // shown through an ID-mapped mount, so the container's root owns it.
@@ -244,6 +252,45 @@ fn apply_attrs(tree: &OwnedFd, opts: &options::MountOptions) -> std::result::Res
         mount_setattr(tree.as_fd(), true, &opts.rec_attrs).map_err(|e| errno_text(&e))?;
     }
     Ok(())
+}
+
+/// The rootfs as the lower layer of an overlay whose upper layer is a
+/// fresh tmpfs (runsc's --overlay): writes land in memory and vanish with
+/// the container. The tmpfs is never attached anywhere; overlayfs reaches
+/// its directories through this process's descriptor.
+fn overlay_rootfs(rootfs: &Path) -> std::result::Result<OwnedFd, String> {
+    use crate::sys::mount::FsContext;
+    // Resolve the lower layer as any host path: no magic links.
+    let lower = openat2(
+        None,
+        rootfs,
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        RESOLVE_NO_MAGICLINKS,
+    )
+    .map_err(|e| errno_text(&e))?;
+    let tmp = FsContext::open("tmpfs").map_err(|e| errno_text(&e))?;
+    tmp.set_string("mode", "0755").map_err(|e| errno_text(&e))?;
+    let upper = tmp.mount(0).map_err(|e| errno_text(&e))?;
+    for d in ["upper", "work"] {
+        nix::sys::stat::mkdirat(
+            Some(upper.as_raw_fd()),
+            d,
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        )
+        .map_err(|e| format!("overlay {d}: {}", errno_text(&e.into())))?;
+    }
+    let ov = FsContext::open("overlay").map_err(|e| errno_text(&e))?;
+    let _ = ov.set_string("source", "husk-overlay");
+    let fdpath = |fd: &OwnedFd, sub: &str| format!("/proc/self/fd/{}{sub}", fd.as_raw_fd());
+    ov.set_string("lowerdir", &fdpath(&lower, ""))
+        .map_err(|e| format!("overlay lowerdir: {}", errno_text(&e)))?;
+    ov.set_string("upperdir", &fdpath(&upper, "/upper"))
+        .map_err(|e| format!("overlay upperdir: {}", errno_text(&e)))?;
+    ov.set_string("workdir", &fdpath(&upper, "/work"))
+        .map_err(|e| format!("overlay workdir: {}", errno_text(&e)))?;
+    ov.mount(0)
+        .map_err(|e| format!("overlay: {}", errno_text(&e)))
 }
 
 /// Resolve a host path without following magic links (/proc/<pid>/fd/... and
