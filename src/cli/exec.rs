@@ -69,7 +69,8 @@ pub struct Args {
     /// AppArmor profile.
     #[arg(short = 'a', long, value_name = "PROFILE")]
     pub apparmor: Option<String>,
-    /// Accepted for runc compatibility.
+    /// Accepted for runc compatibility; exec into a paused container is
+    /// still refused (its process would freeze before it could start).
     #[arg(long)]
     pub ignore_paused: bool,
     /// Accepted for runc compatibility (sub-cgroup to run in).
