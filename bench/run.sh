@@ -1,0 +1,95 @@
+#!/bin/sh
+# Benchmark husk against runc, crun and runsc on this machine (Debian 12, as
+# root). Installs what it needs, builds husk in release mode, prints Markdown
+# tables and writes them, with the machine and versions, to
+# docs/benchmarks.md.
+#
+# usage: sh bench/run.sh [--quick] [--no-doc] [--only N,M...]
+#   --quick      fewer repetitions (about 2 minutes instead of about 5, plus the build)
+#   --no-doc     print only; leave docs/benchmarks.md alone
+#   --only LIST  run only these sections (numbers 1-7; implies --no-doc)
+set -eu
+
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+command="sh bench/run.sh $*"
+usage="usage: sh bench/run.sh [--quick] [--no-doc] [--only N,M...]"
+quick=""
+only=""
+doc="$repo/docs/benchmarks.md"
+while [ $# -gt 0 ]; do
+    case $1 in
+        --quick) quick=--quick ;;
+        --no-doc) doc="" ;;
+        --only) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; only=$2; doc=""; shift ;;
+        *) echo "$usage" >&2; exit 2 ;;
+    esac
+    shift
+done
+command=$(echo "$command" | sed 's/ *$//')
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "bench: must run as root (runtimes, cgroups, mounts)" >&2
+    exit 1
+fi
+
+say() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
+
+# ---- tools -----------------------------------------------------------------
+missing=""
+command -v hyperfine >/dev/null 2>&1 || missing="$missing hyperfine"
+command -v runc >/dev/null 2>&1 || missing="$missing runc"
+command -v crun >/dev/null 2>&1 || missing="$missing crun"
+command -v runsc >/dev/null 2>&1 || missing="$missing runsc"
+command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
+[ -f "$(gcc -print-file-name=libc.a 2>/dev/null || echo /nonexistent)" ] || missing="$missing libc6-dev"
+# scripts/demo-bundle.sh copies /bin/busybox into the rootfs: it must be the static one
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed" ||
+    missing="$missing busybox-static"
+command -v unshare >/dev/null 2>&1 || missing="$missing util-linux"
+command -v python3 >/dev/null 2>&1 || missing="$missing python3"
+command -v git >/dev/null 2>&1 || missing="$missing git"
+if [ -n "$missing" ]; then
+    say "installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+command -v podman >/dev/null 2>&1 || say "podman is not installed: its section will be skipped"
+command -v cargo >/dev/null 2>&1 || { echo "bench: cargo (a Rust toolchain) is required" >&2; exit 1; }
+
+# ---- build -----------------------------------------------------------------
+say "cargo build --release"
+cargo build --release --quiet
+husk="$repo/target/release/husk"
+
+# ---- work directory, cleaned up whatever happens ----------------------------
+work=$(mktemp -d /tmp/husk-bench.XXXXXX)
+cleanup() {
+    trap - EXIT INT TERM HUP
+    say "cleaning up $work"
+    python3 "$repo/bench/bench.py" cleanup --work "$work" || true
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+trap 'cleanup; exit 129' HUP
+
+# a private copy, so that another `cargo build` meanwhile cannot swap the binary mid-run
+cp "$husk" "$work/husk"
+husk="$work/husk"
+
+say "building the syscall probe and the busybox bundle in $work"
+gcc -static -O2 -Wall -o "$work/bench-syscall" "$repo/bench/syscall.c"
+HUSK="$husk" sh "$repo/scripts/demo-bundle.sh" "$work/bundle" /bin/true
+cp "$work/bench-syscall" "$work/bundle/rootfs/bench-syscall"
+
+start=$(date +%s)
+limit=900; [ -n "$quick" ] && limit=300   # hard bounds: a full run takes ~6 min, --quick ~2
+set -- run --work "$work" --repo "$repo" --husk "$husk" --bundle "$work/bundle" --command "$command"
+[ -n "$quick" ] && set -- "$@" "$quick"
+[ -n "$only" ] && set -- "$@" --only "$only"
+[ -n "$doc" ] && set -- "$@" --doc "$doc"
+timeout --foreground "$limit" python3 "$repo/bench/bench.py" "$@"
+say "done in $(( $(date +%s) - start )) s"
