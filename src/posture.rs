@@ -191,6 +191,7 @@ pub fn boot_start(cache_dir: &Path, baseline: bool) -> Result<()> {
             enabled: true,
             has_cap_sys_admin: true,
             has_user_namespace: true,
+            always_inherited: false,
         };
         let plan = seccomp::prepare_cached(cache_dir, None, &ctx)
             .map_err(|e| Error::Sandbox(format!("boot seccomp filter: {e}")))?;

@@ -741,8 +741,12 @@ fn seccomp_plan(cfg: &Config, spec: &Spec) -> Result<Option<crate::seccomp::Prep
     let has = |set: Option<&std::collections::HashSet<Capability>>| {
         set.is_some_and(|s| s.contains(&Capability::SysAdmin))
     };
+    let baseline = cfg.seccomp_baseline == crate::config::OnOff::On;
     let ctx = crate::seccomp::BaselineContext {
-        enabled: cfg.seccomp_baseline == crate::config::OnOff::On,
+        enabled: baseline,
+        // boot loads the always-denied rules on itself; every process of
+        // the container inherits them.
+        always_inherited: baseline,
         has_cap_sys_admin: caps
             .is_some_and(|c| has(c.bounding().as_ref()) || has(c.effective().as_ref())),
         has_user_namespace: spec

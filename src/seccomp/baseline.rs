@@ -130,7 +130,10 @@ pub fn baseline_for(ctx: &BaselineContext) -> Vec<(&'static str, &'static str)> 
     }
     RULES
         .iter()
-        .filter(|r| r.gate == Gate::Always || !ctx.privileged())
+        .filter(|r| match r.gate {
+            Gate::Always => !ctx.always_inherited,
+            Gate::Unprivileged => !ctx.privileged(),
+        })
         .map(|r| (r.name, r.reason))
         .collect()
 }
@@ -173,7 +176,9 @@ pub(super) fn compile(
     }
     let privileged = ctx.privileged();
     for r in RULES {
-        if r.gate == Gate::Unprivileged && privileged {
+        if (r.gate == Gate::Unprivileged && privileged)
+            || (r.gate == Gate::Always && ctx.always_inherited)
+        {
             continue;
         }
         // A call this architecture does not have (iopl on arm64) is skipped.

@@ -30,6 +30,7 @@ fn key(spec: Option<&LinuxSeccomp>, ctx: &BaselineContext) -> String {
         ctx.enabled.hash(&mut h);
         ctx.has_cap_sys_admin.hash(&mut h);
         ctx.has_user_namespace.hash(&mut h);
+        ctx.always_inherited.hash(&mut h);
         parts.push(format!("{:016x}", h.finish()));
     }
     parts.concat()

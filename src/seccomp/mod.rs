@@ -106,6 +106,9 @@ pub struct BaselineContext {
     pub has_cap_sys_admin: bool,
     /// The container got its own user namespace.
     pub has_user_namespace: bool,
+    /// The always-denied rules are already enforced by a filter the process
+    /// inherits (boot loads them on itself), so this filter leaves them out.
+    pub always_inherited: bool,
 }
 
 impl BaselineContext {
@@ -234,7 +237,7 @@ pub fn prepare(
 ) -> Result<Prepared, SeccompError> {
     let mut filters = Vec::new();
     let compiled = spec.map(profile::compile).transpose()?;
-    if baseline.enabled {
+    if baseline.enabled && !baseline_for(baseline).is_empty() {
         // Speculation and thread-sync behaviour follow the spec's profile:
         // TSYNC so that the spec's own TSYNC load finds every thread on the
         // same filter tree, SPEC_ALLOW so that loading the baseline does not

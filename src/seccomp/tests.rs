@@ -24,22 +24,46 @@ const OFF: BaselineContext = BaselineContext {
     enabled: false,
     has_cap_sys_admin: false,
     has_user_namespace: false,
+    always_inherited: false,
 };
 const ON: BaselineContext = BaselineContext {
     enabled: true,
     has_cap_sys_admin: false,
     has_user_namespace: false,
+    always_inherited: false,
 };
 const ON_USERNS: BaselineContext = BaselineContext {
     enabled: true,
     has_cap_sys_admin: false,
     has_user_namespace: true,
+    always_inherited: false,
 };
 const ON_ADMIN: BaselineContext = BaselineContext {
     enabled: true,
     has_cap_sys_admin: true,
     has_user_namespace: false,
+    always_inherited: false,
 };
+
+#[test]
+fn inherited_always_rules_are_left_out() {
+    let ctx = BaselineContext {
+        always_inherited: true,
+        ..ON
+    };
+    let names: Vec<&str> = baseline_for(&ctx).iter().map(|(n, _)| *n).collect();
+    assert!(
+        !names.contains(&"kexec_load") && names.contains(&"fsopen"),
+        "{names:?}"
+    );
+    // Privileged and inherited: nothing left, no filter at all.
+    let both = BaselineContext {
+        always_inherited: true,
+        ..ON_ADMIN
+    };
+    assert!(baseline_for(&both).is_empty());
+    assert!(prepare(None, &both).unwrap().is_empty());
+}
 
 fn errno() -> i32 {
     nix::errno::Errno::last_raw()
