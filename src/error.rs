@@ -19,12 +19,10 @@ pub enum Error {
         op: &'static str,
         status: String,
     },
-    #[error("{what}: {}", errno_text(.source))]
-    Io {
-        what: String,
-        #[source]
-        source: io::Error,
-    },
+    // Not marked as the error's source: the message already carries it,
+    // and clients would see it twice.
+    #[error("{what}: {}", errno_text(.err))]
+    Io { what: String, err: io::Error },
     /// A message from the sandbox (boot or gofer), passed on verbatim.
     #[error("{0}")]
     Sandbox(String),
@@ -42,15 +40,15 @@ pub trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn ctx<S: Into<String>>(self, what: S) -> Result<T> {
-        self.map_err(|source| Error::Io {
+        self.map_err(|err| Error::Io {
             what: what.into(),
-            source,
+            err,
         })
     }
     fn with_ctx<S: Into<String>, F: FnOnce() -> S>(self, f: F) -> Result<T> {
-        self.map_err(|source| Error::Io {
+        self.map_err(|err| Error::Io {
             what: f().into(),
-            source,
+            err,
         })
     }
 }
@@ -59,13 +57,13 @@ impl<T> IoContext<T> for nix::Result<T> {
     fn ctx<S: Into<String>>(self, what: S) -> Result<T> {
         self.map_err(|e| Error::Io {
             what: what.into(),
-            source: e.into(),
+            err: e.into(),
         })
     }
     fn with_ctx<S: Into<String>, F: FnOnce() -> S>(self, f: F) -> Result<T> {
         self.map_err(|e| Error::Io {
             what: f().into(),
-            source: e.into(),
+            err: e.into(),
         })
     }
 }

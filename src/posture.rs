@@ -240,6 +240,9 @@ pub fn missing_caps(process: &oci_spec::runtime::Process) -> Option<String> {
 /// The gofer, before it reads its request: an empty network namespace, its
 /// few capabilities, no_new_privs, not dumpable, its syscall allowlist.
 pub fn gofer_start(cache_dir: &Path) -> Result<()> {
+    // Its work is for the `husk create` that started it, and ends with it.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| sys_err("gofer: parent death signal", e))?;
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
         .map_err(|e| sys_err("gofer: empty network namespace", e))?;
     nix::sys::prctl::set_dumpable(false).map_err(|e| sys_err("gofer: not dumpable", e))?;

@@ -231,21 +231,46 @@ fn members_pid_file_waiter_and_shared_pid_namespace() {
             }
         }
     });
+    // Created under a subreaper (as conmon and containerd's shim are), the
+    // pid file's process is the subreaper's child and exits with the
+    // member's status: here killed, 137.
     let pidfile = env.dir.join("member.pid");
-    env.ok(&[
-        "create",
-        "--bundle",
-        &mb.arg(),
-        "--pid-file",
-        pidfile.to_str().unwrap(),
-        &m,
-    ]);
-    env.ok(&["start", &m]);
-    let waiter: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let script = format!(
+        r#"
+import ctypes, os, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+husk = [{husk:?}, "--root", {root:?}]
+subprocess.run(husk + ["create", "--bundle", {bundle:?}, "--pid-file", {pf:?}, {id:?}],
+               check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+subprocess.run(husk + ["start", {id:?}], check=True)
+pid = int(open({pf:?}).read())
+out = subprocess.run(husk + ["exec", {id:?}, "sh", "-c", "ls -d /proc/[0-9]* | wc -l"],
+                     check=True, capture_output=True, text=True).stdout.strip()
+import json
+init = json.loads(subprocess.run(husk + ["state", {id:?}], check=True, capture_output=True, text=True).stdout)["pid"]
+pidns = os.readlink("/proc/%d/ns/pid" % init)
+subprocess.run(husk + ["kill", {id:?}, "KILL"], check=True)
+_, st = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(st), pid, out, pidns)
+"#,
+        husk = HUSK,
+        root = env.root.display().to_string(),
+        bundle = mb.arg(),
+        pf = pidfile.display().to_string(),
+        id = m,
+    );
+    let mut c = std::process::Command::new("python3");
+    c.args(["-c", &script]);
+    let out = run_bounded(c, Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(f[0], "137", "the waiter's status: {text}");
+    let waiter: i32 = f[1].parse().unwrap();
     let boot = env
         .runtime_processes()
         .into_iter()
@@ -259,22 +284,9 @@ fn members_pid_file_waiter_and_shared_pid_namespace() {
         waiter, boot,
         "a member's pid file must not name the sandbox"
     );
-    assert_eq!(ns(init_pid(&env, &m), "pid"), ns(root_init, "pid"));
-    // The member sees the pod's processes.
-    let seen = env.ok(&["exec", &m, "sh", "-c", "ls -d /proc/[0-9]* | wc -l"]);
-    assert!(seen.trim().parse::<u32>().unwrap() >= 3, "{seen}");
-    // The waiter exits with the member's status (here: killed, 137). It is
-    // not our child, so watch /proc.
-    env.ok(&["kill", &m, "KILL"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::path::Path::new(&format!("/proc/{waiter}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{waiter}/stat"))
-            .unwrap_or_default()
-            .contains(") Z")
-    {
-        assert!(Instant::now() < deadline, "waiter did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The member shares the pod's pid namespace and sees its processes.
+    assert!(f[2].parse::<u32>().unwrap() >= 3, "{text}");
+    assert_eq!(f[3], ns(root_init, "pid"));
     env.wait_status(&m, "stopped", 10);
     assert_eq!(env.status(&root), "running");
     env.ok(&["delete", &m]);

@@ -91,6 +91,14 @@ pub fn main(cfg: Config, listener: OwnedFd) -> Result<i32> {
     // Our own session: a caller's terminal signals must not reach the
     // sandbox; `run` forwards what it receives.
     let _ = nix::unistd::setsid();
+    // Until the root container exists, boot lives only as long as the
+    // `husk create` that started it: a create killed half-way leaves no
+    // sandbox waiting forever.
+    crate::sys::process::set_parent_death_signal(Signal::SIGKILL)
+        .map_err(|e| Error::Sandbox(format!("set parent death signal: {e}")))?;
+    if nix::unistd::getppid().as_raw() == 1 {
+        return Ok(1);
+    }
     crate::sys::process::set_child_subreaper()
         .map_err(|e| Error::Sandbox(format!("become subreaper: {e}")))?;
     let _ = nix::unistd::chdir("/");
@@ -288,7 +296,8 @@ impl Boot {
             .any(|c| !matches!(c.phase, Phase::Exited(_)))
             && std::time::Instant::now() < deadline
         {
-            match waitpid(None, None) {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(2)),
                 Ok(ws) => {
                     if let (Some(pid), Some(s)) = (ws.pid(), ExitStatus::from_wait(ws)) {
                         self.on_exit_no_shutdown(pid, s);
@@ -627,6 +636,8 @@ impl Boot {
             },
         );
         if is_root {
+            // The sandbox outlives its creator from now on.
+            let _ = nix::sys::prctl::set_pdeathsig(None);
             self.root_id = Some(req.id);
             // The container owns our stdio now; hold none of it, so its
             // readers see end-of-file when the container's processes exit.

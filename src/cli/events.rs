@@ -32,6 +32,14 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Print one event line; false once the reader has gone away (a closed
+/// pipe ends the stream quietly).
+fn emit(line: &str) -> bool {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|_| out.flush()).is_ok()
+}
+
 /// How often OOM counters are checked between stats events.
 const OOM_POLL: Duration = Duration::from_millis(200);
 
@@ -46,7 +54,9 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         Ok((line, status, ooms))
     };
     let (line, _, mut ooms) = stats_line()?;
-    println!("{line}");
+    if !emit(&line) {
+        return Ok(0);
+    }
     if a.stats {
         return Ok(0);
     }
@@ -60,7 +70,9 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         };
         let now_ooms = state.cgroup.oom_kills();
         if now_ooms > ooms {
-            println!("{}", json!({"type": "oom", "id": a.id}));
+            if !emit(&json!({"type": "oom", "id": a.id}).to_string()) {
+                return Ok(0);
+            }
             ooms = now_ooms;
         }
         if state.current_status() == Status::Stopped {
@@ -68,7 +80,11 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         }
         if Instant::now() >= next {
             match stats_line() {
-                Ok((line, _, _)) => println!("{line}"),
+                Ok((line, _, _)) => {
+                    if !emit(&line) {
+                        return Ok(0);
+                    }
+                }
                 Err(_)
                     if Container::read(cfg, &a.id).map(|s| s.current_status()).ok()
                         != Some(Status::Running) =>

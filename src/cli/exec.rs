@@ -237,7 +237,12 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
             .with_context(ctx)?;
         let waiter = waiter::spawn(conn, Pid::from_raw(proc_ref.pid)).with_context(ctx)?;
         if let Some(pf) = &a.pid_file {
-            write_file_atomic(pf, waiter.to_string().as_bytes()).with_context(ctx)?;
+            if let Err(e) = write_file_atomic(pf, waiter.to_string().as_bytes()) {
+                // Nobody could wait for it: take the process down (boot
+                // kills what a dead waiter stood for).
+                let _ = nix::sys::signal::kill(Pid::from_raw(waiter), Signal::SIGKILL);
+                return Err(e).with_context(ctx);
+            }
         }
         return Ok(0);
     }

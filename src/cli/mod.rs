@@ -142,7 +142,7 @@ pub fn dispatch(cfg: &Config, cmd: Command) -> anyhow::Result<i32> {
 /// ("SIGKILL"), including real-time signals ("RTMIN+3").
 pub fn parse_signal(s: &str) -> Result<i32, String> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=libc::SIGRTMAX()).contains(&n) {
+        if (0..=libc::SIGRTMAX()).contains(&n) {
             return Ok(n);
         }
         return Err(format!("invalid signal {s:?}"));
@@ -195,7 +195,8 @@ mod tests {
         assert_eq!(parse_signal("10"), Ok(10));
         assert_eq!(parse_signal("RTMIN+2"), Ok(libc::SIGRTMIN() + 2));
         assert!(parse_signal("NOPE").is_err());
-        assert!(parse_signal("0").is_err());
+        assert_eq!(parse_signal("0"), Ok(0));
+        assert!(parse_signal("-1").is_err());
         assert!(parse_signal("999").is_err());
     }
 

@@ -60,7 +60,16 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     let mut c = created.container;
     let mut boot = created.boot_child;
     let master = match &proxy {
-        Some(sock) => Some(super::tty::receive_master(sock).with_context(ctx)?),
+        Some(sock) => match super::tty::receive_master(sock) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = c.delete(true);
+                if let Some(b) = boot.as_mut() {
+                    let _ = b.wait();
+                }
+                return Err(e).with_context(ctx);
+            }
+        },
         None => None,
     };
     if let Err(e) = c.start() {
@@ -73,9 +82,16 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    let init_pid = Pid::from_raw(c.state.init.map(|p| p.pid).unwrap_or(0));
-    let forward = |sig| {
-        let _ = nix::sys::signal::kill(init_pid, sig);
+    // Signals go through a pidfd: once boot has reaped the init, its pid
+    // may belong to someone else.
+    let init = c
+        .state
+        .init
+        .and_then(|p| crate::sys::process::pidfd_open(Pid::from_raw(p.pid)).ok());
+    let forward = |sig: nix::sys::signal::Signal| {
+        if let Some(fd) = &init {
+            let _ = crate::sys::process::pidfd_send_signal(fd.as_fd(), sig as i32);
+        }
     };
     let code = match boot {
         // Our own sandbox: it exits with the container's status.

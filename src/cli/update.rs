@@ -27,7 +27,7 @@ pub struct Args {
     #[arg(long, value_parser = parse_bytes, allow_hyphen_values = true)]
     pub kernel_memory: Option<i64>,
     /// CPU shares (relative weight).
-    #[arg(long)]
+    #[arg(long, alias = "cpu-share")]
     pub cpu_shares: Option<u64>,
     /// CPU CFS quota in microseconds (-1 = unlimited).
     #[arg(long, allow_hyphen_values = true)]

@@ -1,7 +1,7 @@
 //! OCI hooks: run each hook of a stage with its args and env, the container
 //! state JSON on stdin, and its timeout.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -81,7 +81,20 @@ pub fn run_logged(hooks: Option<&Hooks>, stage: Stage, state: &OciState) {
     }
 }
 
+/// An anonymous in-memory file: hooks read their input from one and write
+/// their output to another, so no pipe can fill up and stall either side,
+/// and a hook's leftover child holding its output does not keep us waiting.
+fn memfile(name: &std::ffi::CStr, contents: &[u8]) -> std::io::Result<std::fs::File> {
+    use std::io::{Seek, SeekFrom};
+    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(contents)?;
+    f.seek(SeekFrom::Start(0))?;
+    Ok(f)
+}
+
 fn run_one(hook: &Hook, input: &[u8]) -> std::result::Result<(), String> {
+    let err = |e: std::io::Error| crate::error::errno_text(&e);
     let mut cmd = Command::new(hook.path());
     if let Some(args) = hook.args() {
         if let Some((first, rest)) = args.split_first() {
@@ -95,15 +108,13 @@ fn run_one(hook: &Hook, input: &[u8]) -> std::result::Result<(), String> {
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| crate::error::errno_text(&e))?;
+    let stdin = memfile(c"husk-hook-state", input).map_err(err)?;
+    let out = memfile(c"husk-hook-output", b"").map_err(err)?;
+    cmd.stdin(Stdio::from(stdin))
+        .stdout(Stdio::from(out.try_clone().map_err(err)?))
+        .stderr(Stdio::from(out.try_clone().map_err(err)?));
+    let mut child = cmd.spawn().map_err(err)?;
     let pidfd = pidfd_open(nix::unistd::Pid::from_raw(child.id() as i32)).ok();
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook may exit without reading its input; EPIPE is not a failure.
-        let _ = stdin.write_all(input);
-    }
     let deadline = hook
         .timeout()
         .filter(|t| *t > 0)
@@ -121,16 +132,7 @@ fn run_one(hook: &Hook, input: &[u8]) -> std::result::Result<(), String> {
             ));
         }
     }
-    let mut out = String::new();
-    if let Some(mut s) = child.stderr.take() {
-        let _ = s.read_to_string(&mut out);
-    }
-    if out.trim().is_empty() {
-        if let Some(mut s) = child.stdout.take() {
-            let _ = s.read_to_string(&mut out);
-        }
-    }
-    let status = child.wait().map_err(|e| crate::error::errno_text(&e))?;
+    let status = child.wait().map_err(err)?;
     if status.success() {
         return Ok(());
     }
@@ -142,17 +144,16 @@ fn run_one(hook: &Hook, input: &[u8]) -> std::result::Result<(), String> {
         (None, Some(s)) => format!("killed by signal {s}"),
         _ => "failed".to_string(),
     };
-    let out = out.trim();
-    if !out.is_empty() {
-        let line: String = out
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .chars()
-            .take(200)
-            .collect();
+    // The last line the hook printed says best why it failed.
+    let mut text = Vec::new();
+    let len = out.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(4096);
+    text.resize((len - start) as usize, 0);
+    let _ = std::os::unix::fs::FileExt::read_exact_at(&out, &mut text, start);
+    let text = String::from_utf8_lossy(&text);
+    if let Some(line) = text.trim().lines().last() {
         msg.push_str(": ");
-        msg.push_str(&line);
+        msg.extend(line.chars().take(200));
     }
     Err(msg)
 }
@@ -197,6 +198,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "createRuntime hook #0 (/bin/sh): exit status 3: nope");
+    }
+
+    #[test]
+    fn chatty_hook_with_a_lingering_child_does_not_stall() {
+        // 200 KiB on stdout (more than a pipe holds), and a background child
+        // that keeps the output open after the hook exits.
+        let h = hooks_json(serde_json::json!({
+            "poststart": [{"path": "/bin/sh", "args": ["sh", "-c",
+                "head -c 204800 /dev/zero; (sleep 30 &) ; exit 0"]}]
+        }));
+        let t = Instant::now();
+        run(Some(&h), Stage::Poststart, &OciState::default()).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(10));
     }
 
     #[test]

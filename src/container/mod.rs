@@ -103,7 +103,16 @@ impl Container {
         validate_id(id)?;
         let dir = cfg.container_dir(id);
         let lock = DirLock::acquire(&dir, id)?;
-        let state = State::read(lock.fd(), id)?;
+        let state = match State::read(lock.fd(), id) {
+            Err(Error::NotFound(_)) => {
+                // A directory without a state file is what a create killed
+                // before its first write leaves behind (or a delete, after
+                // its last). Nothing can be in it yet; remove it.
+                let _ = remove_state_dir(&dir);
+                return Err(Error::NotFound(id.to_string()));
+            }
+            other => other?,
+        };
         Ok(Container {
             state,
             lock,
@@ -226,15 +235,24 @@ impl Container {
             }
             Err(e) => return Err(e).with_ctx(|| format!("create {}", dir.display())),
         }
+        // The lock is taken before the guard exists, so the guard's cleanup
+        // (dropped first) still runs under it.
+        let lock = match DirLock::acquire(&dir, &opts.id) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_dir(&dir);
+                return Err(e);
+            }
+        };
         let mut guard = CreateGuard {
             dir: dir.clone(),
             cgroup: None,
             sandbox: None,
             gofer: None,
             member_of: None,
+            member: None,
             armed: true,
         };
-        let lock = DirLock::acquire(&dir, &opts.id)?;
         let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
         let cgroup = cgroups::resolve(cgroups_path.as_deref(), &opts.id, cfg.systemd_cgroup)
             .map_err(|e| Error::Sandbox(e.to_string()))?;
@@ -253,7 +271,11 @@ impl Container {
             hooks: spec.hooks().clone(),
             is_root: matches!(role, PodRole::Root),
             process: spec.process().clone(),
+            creator: ProcRef::of(nix::unistd::getpid().as_raw()),
         };
+        // A state from the first moment: if this command is killed, the
+        // container reads as stopped and `delete` cleans up after it.
+        state.write(lock.fd())?;
 
         let gofer = if cfg.file_access == FileAccess::Proxy {
             let userns = has_new_userns(&spec);
@@ -335,7 +357,13 @@ impl Container {
             guard.member_of = Some((cfg.clone(), sandbox.id.clone()));
         }
         let init = match sandbox.create(req, &fds) {
-            Ok(p) => p,
+            Ok(p) => {
+                if pod.is_some() {
+                    // From here, undoing means asking the pod's boot too.
+                    guard.member = Some((sandbox.clone(), opts.id.clone()));
+                }
+                p
+            }
             Err(e) => {
                 // A boot that died says nothing more; its exit status helps.
                 if matches!(&e, Error::Sandbox(m) if m.contains("exited before answering")) {
@@ -408,11 +436,16 @@ impl Container {
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
         let st = self.status();
         if st == Status::Stopped || st == Status::Creating {
-            return Err(Error::BadState {
-                id: self.state.id.clone(),
-                op: "kill",
-                status: st.to_string(),
-            });
+            // runc's words, which containerd's shim matches to tell "already
+            // exited" from a failure.
+            return Err(Error::Invalid(format!(
+                "container not running (container {:?} is {st})",
+                self.state.id
+            )));
+        }
+        if signal == 0 {
+            // As kill(2): only whether it could be signalled.
+            return Ok(());
         }
         let sb = self.live_sandbox("kill")?;
         sb.signal(&self.state.id, signal, all)
@@ -676,6 +709,8 @@ struct CreateGuard {
     gofer: Option<Gofer>,
     /// The sandbox this pod member was recorded in.
     member_of: Option<(Config, String)>,
+    /// A pod member the pod's boot has built (to destroy there).
+    member: Option<(Sandbox, String)>,
     armed: bool,
 }
 
@@ -683,6 +718,11 @@ impl Drop for CreateGuard {
     fn drop(&mut self) {
         if !self.armed {
             return;
+        }
+        if let Some((sb, id)) = self.member.take() {
+            if let Err(e) = sb.destroy(&id) {
+                tracing::warn!("cleanup: {e}");
+            }
         }
         if let Some((cfg, sandbox)) = self.member_of.take() {
             let id = self

@@ -90,6 +90,9 @@ pub struct State {
     /// The container's process, the defaults for `exec`.
     #[serde(default)]
     pub process: Option<Process>,
+    /// The `husk create` that made the container, while it is creating.
+    #[serde(default)]
+    pub creator: Option<ProcRef>,
 }
 
 impl State {
@@ -144,6 +147,8 @@ impl State {
     /// (or whose pid was reused) is `Stopped`.
     pub fn current_status(&self) -> Status {
         match self.status {
+            // A create that died half-way never finishes.
+            Status::Creating if self.creator.is_some_and(|c| !c.is_alive()) => Status::Stopped,
             Status::Creating => Status::Creating,
             Status::Stopped => Status::Stopped,
             s => {

@@ -19,6 +19,9 @@ pub mod waiter;
 
 pub const SOCKET_NAME: &str = "sandbox.sock";
 
+/// How long a short request may take before the sandbox is deemed stuck.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A running (or once running) sandbox: its id, its boot process and the
 /// directory holding its control socket.
 #[derive(Debug, Clone)]
@@ -117,9 +120,19 @@ impl Sandbox {
         })
     }
 
-    /// One request, one response.
+    /// One request, one response. A sandbox that does not answer in time
+    /// (a stuck hook, a wedged process) is an error, not a hang; waiting
+    /// for an exit has no limit.
     pub fn call(&self, req: &Request, fds: &[RawFd]) -> Result<Response> {
         let conn = self.connect()?;
+        let limit = match req {
+            Request::Wait { .. } | Request::WaitPid { .. } => None,
+            // Building a container runs the spec's hooks, each with its own
+            // timeout; leave them room.
+            Request::Create(_) | Request::Start { .. } => Some(Duration::from_secs(600)),
+            _ => Some(CALL_TIMEOUT),
+        };
+        let _ = conn.set_read_timeout(limit);
         self.call_on(&conn, req, fds)
     }
 
@@ -133,6 +146,15 @@ impl Sandbox {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::Sandbox(
                 format!("sandbox {:?} exited before answering", self.id),
             )),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                Err(Error::Sandbox(format!(
+                    "sandbox {:?} did not answer in time",
+                    self.id
+                )))
+            }
             Err(e) => Err(Error::Sandbox(format!(
                 "receive from sandbox {:?}: {}",
                 self.id,

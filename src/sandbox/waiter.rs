@@ -91,6 +91,8 @@ pub fn spawn(conn: UnixStream, target: Pid) -> Result<i32> {
         ForkResult::Parent { child } => Ok(child.as_raw()),
         ForkResult::Child => {
             let _ = nix::unistd::setsid();
+            // Hold no directory of the caller's (a bundle) open.
+            let _ = nix::unistd::chdir("/");
             // Hold none of the caller's stdio: clients read it to its end.
             crate::sys::process::stdio_to_null();
             let _ = mask.thread_block();
