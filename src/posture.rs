@@ -152,7 +152,7 @@ fn caps_err(what: &str, e: caps::errors::CapsError) -> Error {
 
 /// Limit every capability set of the calling process to `keep`.
 fn keep_only(keep: &CapsHashSet) -> Result<()> {
-    let all = caps::runtime::procfs_all_supported(None).unwrap_or_else(|_| caps::all());
+    let all = caps::runtime::thread_all_supported();
     for cap in all.difference(keep) {
         caps::drop(None, CapSet::Bounding, *cap).map_err(|e| caps_err("drop bounding", e))?;
     }

@@ -242,7 +242,10 @@ fn podman_runs_containers_with_husk() {
     assert_eq!(out_str(&o), "in-exec\n");
 
     let o = under_pty(
-        &p.shell(&format!("exec -it {name} sh -c 'tty; echo tty-exec-ok'")),
+        // (The sleep: see `run -it` below.)
+        &p.shell(&format!(
+            "exec -it {name} sh -c 'sleep 0.3; tty; echo tty-exec-ok'"
+        )),
         Duration::from_secs(60),
     );
     let text = out_str(&o);
@@ -264,9 +267,14 @@ fn podman_runs_containers_with_husk() {
     assert_eq!(p.status(&name), "exited");
     check(&p.run(&["rm", &name]), "podman rm");
 
+    // The short sleep: podman connects to conmon's attach socket before
+    // `start`, but conmon may only accept it after handling the console's
+    // first output, which a container started in a few milliseconds can
+    // already have written (it is then only in the container's log). runc
+    // starts slowly enough to hide that race.
     let o = under_pty(
         &p.shell(&format!(
-            "run -it --rm --network none {img} sh -c 'tty; echo tty-run-ok'"
+            "run -it --rm --network none {img} sh -c 'sleep 0.3; tty; echo tty-run-ok'"
         )),
         Duration::from_secs(60),
     );

@@ -37,6 +37,9 @@ pub enum Sync {
     Ready,
     /// boot → init: exec the program.
     Start,
+    /// init → boot: about to exec (only the last steps remain); the socket
+    /// closing after this means the exec happened.
+    Exec,
     /// init → boot: a seccomp user-notification descriptor (attached) for
     /// the spec's listenerPath.
     SeccompNotify,
@@ -233,6 +236,8 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
     state.status = "creating".into();
     hooks::run(hooks, Stage::CreateContainer, &state)?;
 
+    // Host facts are read before the container's root replaces the host's.
+    let apparmor = crate::spec::apparmor_enabled();
     rootfs::pivot(&root)?;
     rootfs::finish(spec, &root)?;
     drop(root);
@@ -263,6 +268,7 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
         &sync,
         seccomp,
         spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
+        apparmor,
     )
 }
 
@@ -280,6 +286,7 @@ fn finish_and_exec(
     sync: &UnixStream,
     seccomp: Option<Prepared>,
     personality: Option<&oci_spec::runtime::LinuxPersonality>,
+    apparmor: bool,
 ) -> Result<Never> {
     let _ = cfg;
     nix::unistd::setsid().map_err(|e| Error::Sandbox(format!("setsid: {e}")))?;
@@ -291,7 +298,7 @@ fn finish_and_exec(
                 .map_err(|e| Error::Sandbox(format!("dup2 terminal: {e}")))?;
         }
     } else if let Some(fds) = stdio {
-        install_stdio(fds)?;
+        install_stdio(fds, 3 + preserved.len() as RawFd)?;
     }
     let preserve = process::place_preserved_fds(preserved)?;
     crate::sys::process::cloexec_from(3 + preserve)
@@ -301,10 +308,13 @@ fn finish_and_exec(
     process::apply_io_priority(process)?;
     process::apply_scheduler(process)?;
     process::apply_personality(personality)?;
-    process::apply_apparmor(process)?;
+    process::apply_apparmor(process, apparmor)?;
     // Without no_new_privs, loading a filter takes CAP_SYS_ADMIN, so it
     // goes in before the capabilities are dropped; otherwise as late as
     // possible, so the fewest calls happen under it.
+    // Last steps from here: tell boot, so that the socket closing next
+    // means the exec happened (not that we died on the way).
+    send(sync, &Sync::Exec)?;
     let nnp = process.no_new_privileges() == Some(true);
     let mut seccomp = seccomp;
     if !nnp {
@@ -357,14 +367,16 @@ fn relocate_pair(sock: &UnixStream) -> std::io::Result<(UnixStream, UnixStream)>
     Ok((high(sock.as_raw_fd())?, high(sock.as_raw_fd())?))
 }
 
-/// Put the three descriptors at 0, 1, 2.
-pub fn install_stdio(fds: [OwnedFd; 3]) -> Result<()> {
-    // Move them high first so that dup2 onto 0..2 never closes one we still
+/// Put the three descriptors at 0, 1, 2. `above` is where the temporary
+/// copies may go without landing on a descriptor still to be placed (and
+/// under a low RLIMIT_NOFILE).
+pub fn install_stdio(fds: [OwnedFd; 3], above: RawFd) -> Result<()> {
+    // Move them up first so that dup2 onto 0..2 never closes one we still
     // need.
     let mut high: Vec<RawFd> = Vec::with_capacity(3);
     for fd in &fds {
         high.push(
-            nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1000))
+            nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(above))
                 .map_err(|e| Error::Sandbox(format!("stdio: {e}")))?,
         );
     }
@@ -458,8 +470,13 @@ pub struct ExecArgs<'a> {
     pub console: Option<OwnedFd>,
     pub preserved: Vec<OwnedFd>,
     pub cgroup: &'a CgroupPath,
-    /// Namespace descriptors of the container's init to enter, user first.
-    pub ns_fds: Vec<(CloneFlags, OwnedFd)>,
+    /// The container's init, whose namespaces are entered through it in
+    /// one setns(2): it fails if the init is gone.
+    pub init_fd: OwnedFd,
+    /// Which of its namespaces differ from boot's.
+    pub ns_flags: CloneFlags,
+    /// The host has AppArmor (decided by boot, outside the container).
+    pub apparmor: bool,
     pub seccomp: Option<Prepared>,
     pub personality: Option<oci_spec::runtime::LinuxPersonality>,
 }
@@ -484,16 +501,16 @@ fn exec_run(args: ExecArgs<'_>) -> Result<Never> {
     args.cgroup
         .add_pid(nix::unistd::getpid().as_raw())
         .map_err(|e| Error::Sandbox(e.to_string()))?;
-    for (flag, fd) in &args.ns_fds {
-        nix::sched::setns(fd.as_fd(), *flag).map_err(|e| {
+    if !args.ns_flags.is_empty() {
+        nix::sched::setns(args.init_fd.as_fd(), args.ns_flags).map_err(|e| {
             Error::Sandbox(format!(
-                "enter namespace of container (pid {}): {}",
+                "enter namespaces of container (pid {}): {}",
                 args.init_pid,
                 errno_text(&e.into())
             ))
         })?;
     }
-    drop(args.ns_fds);
+    drop(args.init_fd);
     let terminal = if args.process.terminal() == Some(true) {
         Some(open_console(args.process, args.console.as_ref())?)
     } else {
@@ -513,5 +530,6 @@ fn exec_run(args: ExecArgs<'_>) -> Result<Never> {
         &args.sync,
         args.seccomp,
         args.personality.as_ref(),
+        args.apparmor,
     )
 }

@@ -190,17 +190,23 @@ impl Boot {
                 self.handle_signals();
             }
             for (pfd, pid) in fds[2..].iter().zip(watched) {
-                if pfd.revents != 0 {
-                    tracing::debug!("waiter of process {pid} went away; killing it");
-                    if let Some(ep) = self.execs.get(&pid) {
-                        let _ =
-                            crate::sys::process::pidfd_send_signal(ep.pidfd.as_fd(), libc::SIGKILL);
-                    } else if let Some(c) =
-                        self.containers.values().find(|c| c.init.as_raw() == pid)
-                    {
-                        let _ =
-                            crate::sys::process::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL);
-                    }
+                if pfd.revents == 0 {
+                    continue;
+                }
+                tracing::debug!("waiter of process {pid} went away; killing it");
+                // The process dies (once thawed, if its container is paused);
+                // the waiter's connection is done with either way.
+                let gone = |w: &Waiter| w.conn.as_raw_fd() == pfd.fd;
+                if let Some(ep) = self.execs.get_mut(&pid) {
+                    let _ = crate::sys::process::pidfd_send_signal(ep.pidfd.as_fd(), libc::SIGKILL);
+                    ep.waiters.retain(|w| !gone(w));
+                } else if let Some(c) = self
+                    .containers
+                    .values_mut()
+                    .find(|c| c.init.as_raw() == pid)
+                {
+                    let _ = crate::sys::process::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL);
+                    c.waiters.retain(|w| !gone(w));
                 }
             }
             if fds[0].revents != 0 && self.exiting.is_none() {
@@ -223,8 +229,8 @@ impl Boot {
             if signo == libc::SIGCHLD {
                 reap = true;
             } else if let Some(root) = self.root_id.as_ref().and_then(|r| self.containers.get(r)) {
-                if root.phase != Phase::Created || signo != libc::SIGWINCH {
-                    let _ = kill(root.init, Signal::try_from(signo).ok());
+                if root.phase == Phase::Running {
+                    let _ = crate::sys::process::pidfd_send_signal(root.pidfd.as_fd(), signo);
                 }
             }
         }
@@ -284,7 +290,9 @@ impl Boot {
         for (id, c) in self.containers.iter() {
             if !matches!(c.phase, Phase::Exited(_)) {
                 tracing::debug!("pod exits: killing container {id}");
-                let _ = kill(c.init, Signal::SIGKILL);
+                // A frozen process cannot die.
+                let _ = c.cgroup.thaw();
+                let _ = crate::sys::process::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL);
                 let _ = c.cgroup.signal_all(Signal::SIGKILL);
             }
         }
@@ -606,6 +614,8 @@ impl Boot {
         drop(console);
         drop(mounts);
         drop(preserved);
+        // An init that stops answering must not wedge the sandbox.
+        let _ = parent_sock.set_read_timeout(Some(SYNC_TIMEOUT));
         let result = self.finish_create(
             &req.id,
             pid,
@@ -736,25 +746,18 @@ impl Boot {
             .take()
             .ok_or_else(|| Error::Sandbox(format!("container {id:?} lost its init")))?;
         init::send(&sock, &Sync::Start)?;
-        // End-of-stream means the close-on-exec socket went away in execve.
-        loop {
-            match recv_with_fds(&sock)? {
-                (None, _) => {
-                    c.phase = Phase::Running;
-                    return Ok(());
-                }
-                (Some(Sync::SeccompNotify), fds) => {
-                    let mut st = c.hook_state.clone();
-                    st.pid = c.init.as_raw();
-                    st.status = "created".into();
-                    give_notify_fd(c.seccomp.as_ref(), fds, c.init, &st)?;
-                }
-                (Some(Sync::Error { message }), _) => return Err(Error::Sandbox(message)),
-                (Some(other), _) => {
-                    return Err(Error::Sandbox(format!(
-                        "container {id:?}: unexpected message from init: {other:?}"
-                    )))
-                }
+        let mut st = c.hook_state.clone();
+        st.pid = c.init.as_raw();
+        st.status = "created".into();
+        match await_exec(&sock, c.init, c.seccomp.as_ref(), &st) {
+            Ok(()) => {
+                c.phase = Phase::Running;
+                Ok(())
+            }
+            Err(e) => {
+                // A start that failed leaves nothing running.
+                let _ = crate::sys::process::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL);
+                Err(e)
             }
         }
     }
@@ -780,24 +783,30 @@ impl Boot {
             preserved.push(take(fds, *i)?);
         }
         let init_pid = c.init.as_raw();
-        let ns_fds = namespace_fds_to_enter(init_pid)?;
-        let pidns = ns_fds
-            .iter()
-            .find(|(f, _)| *f == CloneFlags::CLONE_NEWPID)
-            .map(|(_, fd)| fd);
-        let own_pidns = match pidns {
-            Some(target) => {
-                let own = std::fs::File::open("/proc/self/ns/pid")
-                    .map_err(|e| Error::Sandbox(format!("open own pid namespace: {e}")))?;
-                nix::sched::setns(target.as_fd(), CloneFlags::CLONE_NEWPID).map_err(|e| {
-                    Error::Sandbox(format!("enter pid namespace of container: {e}"))
-                })?;
-                Some(own)
-            }
-            None => None,
-        };
+        // Which namespaces to enter: those of the init that differ from
+        // ours. Unreadable ones are an error, never "the same as ours".
+        let flags = namespaces_to_enter(init_pid)?;
+        let init_fd = c
+            .pidfd
+            .try_clone()
+            .map_err(|e| Error::Sandbox(format!("exec: {}", errno_text(&e))))?;
         let (parent_sock, child_sock) = UnixStream::pair()
             .map_err(|e| Error::Sandbox(format!("socketpair: {}", errno_text(&e))))?;
+        let own_pidns = if flags.contains(CloneFlags::CLONE_NEWPID) {
+            let own = std::fs::File::open("/proc/self/ns/pid")
+                .map_err(|e| Error::Sandbox(format!("open own pid namespace: {e}")))?;
+            // Through the init's pidfd: fails if the init is gone.
+            nix::sched::setns(init_fd.as_fd(), CloneFlags::CLONE_NEWPID).map_err(|e| {
+                Error::Sandbox(format!(
+                    "enter pid namespace of container {:?}: {}",
+                    req.id,
+                    errno_text(&e.into())
+                ))
+            })?;
+            Some(own)
+        } else {
+            None
+        };
         // SAFETY: boot is single-threaded.
         let forked = unsafe { fork_into(0, None) };
         // Only the parent goes back; the child lives in the container's one.
@@ -814,10 +823,6 @@ impl Boot {
             Ok(Forked::Child) => {
                 drop(parent_sock);
                 close_inherited(&self.listener, &self.sigfd);
-                let ns_fds = ns_fds
-                    .into_iter()
-                    .filter(|(f, _)| *f != CloneFlags::CLONE_NEWPID)
-                    .collect();
                 init::exec_child_main(init::ExecArgs {
                     cfg: &self.cfg,
                     process: &req.process,
@@ -827,38 +832,25 @@ impl Boot {
                     console,
                     preserved,
                     cgroup: &cgroup,
-                    ns_fds,
+                    init_fd,
+                    ns_flags: flags - CloneFlags::CLONE_NEWPID,
                     seccomp: seccomp.clone(),
                     personality: personality.clone(),
+                    apparmor: crate::spec::apparmor_enabled(),
                 })
             }
             Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
         };
         drop(child_sock);
+        drop(init_fd);
         drop(stdio);
         drop(console);
         drop(preserved);
-        loop {
-            match recv_with_fds(&parent_sock)? {
-                (None, _) => break,
-                (Some(Sync::SeccompNotify), fds) => {
-                    agent_state.pid = pid.as_raw();
-                    if let Err(e) = give_notify_fd(seccomp.as_ref(), fds, pid, &agent_state) {
-                        let _ = kill(pid, Signal::SIGKILL);
-                        let _ = waitpid(pid, None);
-                        return Err(e);
-                    }
-                }
-                (Some(Sync::Error { message }), _) => {
-                    let _ = waitpid(pid, None);
-                    return Err(Error::Sandbox(message));
-                }
-                (Some(other), _) => {
-                    return Err(Error::Sandbox(format!(
-                        "exec: unexpected message: {other:?}"
-                    )))
-                }
-            }
+        agent_state.pid = pid.as_raw();
+        if let Err(e) = await_exec(&parent_sock, pid, seccomp.as_ref(), &agent_state) {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e);
         }
         let start_time = crate::sys::process::start_time(pid.as_raw()).unwrap_or(0);
         self.execs.insert(
@@ -884,6 +876,42 @@ fn recv_with_fds(sock: &UnixStream) -> Result<(Option<Sync>, Vec<OwnedFd>)> {
         ))),
     }
 }
+
+/// Follow a process from Start (or its fork, for exec) to its execve: it
+/// says `Exec` just before the last steps, then the close-on-exec socket
+/// closes. End-of-stream without `Exec` means it died on the way.
+fn await_exec(
+    sock: &UnixStream,
+    pid: Pid,
+    seccomp: Option<&crate::seccomp::Prepared>,
+    agent_state: &OciState,
+) -> Result<()> {
+    // A process that stops answering must not wedge the sandbox.
+    let _ = sock.set_read_timeout(Some(SYNC_TIMEOUT));
+    let mut announced = false;
+    loop {
+        match recv_with_fds(sock)? {
+            (None, _) if announced => return Ok(()),
+            (None, _) => {
+                return Err(Error::Sandbox(format!(
+                    "the container process (pid {pid}) died before it could exec"
+                )))
+            }
+            (Some(Sync::Exec), _) => announced = true,
+            (Some(Sync::SeccompNotify), fds) => give_notify_fd(seccomp, fds, pid, agent_state)?,
+            (Some(Sync::Error { message }), _) => return Err(Error::Sandbox(message)),
+            (Some(other), _) => {
+                return Err(Error::Sandbox(format!(
+                    "unexpected message from the container process: {other:?}"
+                )))
+            }
+        }
+    }
+}
+
+/// How long a container process may take between two steps of its setup
+/// before boot gives up on it (hooks have their own, shorter, timeouts).
+const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Hand a seccomp user-notification fd to the profile's listener.
 fn give_notify_fd(
@@ -960,9 +988,9 @@ fn enter_pidns_for_children(path: &Path) -> Result<std::fs::File> {
     Ok(own)
 }
 
-/// The namespaces of `pid` that differ from ours, user namespace first and
-/// mount namespace last, as open descriptors.
-fn namespace_fds_to_enter(pid: i32) -> Result<Vec<(CloneFlags, OwnedFd)>> {
+/// The namespaces of `pid` that differ from ours. A namespace that cannot
+/// be read is an error: skipping it would leave the process in ours.
+fn namespaces_to_enter(pid: i32) -> Result<CloneFlags> {
     use std::os::unix::fs::MetadataExt;
     let kinds: &[(&str, CloneFlags)] = &[
         ("user", CloneFlags::CLONE_NEWUSER),
@@ -974,21 +1002,25 @@ fn namespace_fds_to_enter(pid: i32) -> Result<Vec<(CloneFlags, OwnedFd)>> {
         ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
         ("mnt", CloneFlags::CLONE_NEWNS),
     ];
-    let mut out = Vec::new();
+    let mut flags = CloneFlags::empty();
     for (name, flag) in kinds {
         let theirs = format!("/proc/{pid}/ns/{name}");
         let ours = format!("/proc/self/ns/{name}");
-        let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&ours)) else {
+        let a = std::fs::metadata(&theirs).map_err(|e| {
+            Error::Sandbox(format!(
+                "namespaces of the container's init (pid {pid}): {}",
+                errno_text(&e)
+            ))
+        })?;
+        let Ok(b) = std::fs::metadata(&ours) else {
+            // This kernel lacks the namespace type.
             continue;
         };
-        if a.ino() == b.ino() && a.dev() == b.dev() {
-            continue;
+        if a.ino() != b.ino() || a.dev() != b.dev() {
+            flags |= *flag;
         }
-        let f = std::fs::File::open(&theirs)
-            .map_err(|e| Error::Sandbox(format!("open {theirs}: {}", errno_text(&e))))?;
-        out.push((*flag, OwnedFd::from(f)));
     }
-    Ok(out)
+    Ok(flags)
 }
 
 /// Write the spec's uid/gid mappings for the child's new user namespace.

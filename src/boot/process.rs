@@ -71,14 +71,31 @@ fn cstrings(list: &[String], what: &str) -> Result<Vec<CString>> {
         .collect()
 }
 
+/// Read a file of the container's image that must be an ordinary file: no
+/// FIFO to block on, no device to read forever, at most `max` bytes.
+fn read_small_regular_file(path: &str, max: u64) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut s = String::new();
+    f.take(max).read_to_string(&mut s).ok()?;
+    Some(s)
+}
+
 /// The environment for execve: the spec's, plus HOME from the container's
 /// /etc/passwd when the spec has none (as runc does).
 pub fn environment(process: &Process) -> Vec<String> {
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         let uid = process.user().uid();
-        let home = std::fs::read_to_string("/etc/passwd")
-            .ok()
+        let home = read_small_regular_file("/etc/passwd", 1 << 20)
             .and_then(|t| {
                 t.lines().find_map(|l| {
                     let f: Vec<&str> = l.split(':').collect();
@@ -200,7 +217,9 @@ fn caps_err(what: &str, e: caps::errors::CapsError) -> Error {
 pub fn set_identity(process: &Process, caps_plan: &CapPlan) -> Result<()> {
     let user = process.user();
     // The bounding set can only shrink, and only while we hold CAP_SETPCAP.
-    let known = caps::runtime::procfs_all_supported(None).unwrap_or_else(|_| caps::all());
+    // Probed with prctl, not read from /proc: this runs inside the
+    // container's root, where /proc may be whatever the image holds.
+    let known = caps::runtime::thread_all_supported();
     for cap in known.iter() {
         if !caps_plan.bounding.contains(cap) {
             caps::drop(None, CapSet::Bounding, *cap).map_err(|e| caps_err("bounding", e))?;
@@ -441,7 +460,7 @@ pub fn apply_cpu_affinity(list: Option<&str>, field: &str) -> Result<()> {
 /// The AppArmor profile for the program, as an exec transition. Written
 /// only to a file that really is on procfs (a container could have put
 /// something else at that path).
-pub fn apply_apparmor(process: &Process) -> Result<()> {
+pub fn apply_apparmor(process: &Process, host_has_apparmor: bool) -> Result<()> {
     let Some(profile) = process
         .apparmor_profile()
         .as_deref()
@@ -449,7 +468,7 @@ pub fn apply_apparmor(process: &Process) -> Result<()> {
     else {
         return Ok(());
     };
-    if !crate::spec::apparmor_enabled() {
+    if !host_has_apparmor {
         // Warned about at create.
         return Ok(());
     }

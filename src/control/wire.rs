@@ -34,7 +34,13 @@ pub fn recv<T: DeserializeOwned, S: AsFd>(sock: &S) -> io::Result<(T, Vec<OwnedF
         ));
     }
     let mut body = vec![0u8; n];
-    fdpass::recv_exact(sock.as_fd(), &mut body, &mut fds)?;
+    fdpass::recv_exact(sock.as_fd(), &mut body, &mut fds).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            io::Error::new(io::ErrorKind::InvalidData, "message cut off")
+        } else {
+            e
+        }
+    })?;
     let msg = serde_json::from_slice(&body).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidData,

@@ -78,10 +78,12 @@ pub fn recv_exact(sock: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) 
         let (n, more) = recv_with_fds(sock, &mut buf[got..])?;
         fds.extend(more);
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed",
-            ));
+            // Closed cleanly between messages, or cut off inside one.
+            return Err(if got == 0 {
+                io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed")
+            } else {
+                io::Error::new(io::ErrorKind::InvalidData, "message cut off")
+            });
         }
         got += n;
     }

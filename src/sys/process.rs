@@ -83,6 +83,8 @@ pub unsafe fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<Owned
     // so, and waits to be killed.
     match unsafe { fork_into(libc::CLONE_NEWUSER as u64, None)? } {
         Forked::Child => {
+            // Never outlive the process that made it.
+            let _ = set_parent_death_signal(nix::sys::signal::Signal::SIGKILL);
             let _ = nix::sys::prctl::set_dumpable(true);
             let _ = nix::unistd::write(&ready_w, b"r");
             loop {

@@ -93,6 +93,13 @@ pub fn spawn_husk(
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => {
+            // The caller may have signals blocked (run, exec); the helper
+            // starts with a clean mask.
+            let _ = nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            );
             if stdin == Stdio::Null {
                 // SAFETY: dup2 on descriptors we hold.
                 unsafe { libc::dup2(null.as_raw_fd(), 0) };
