@@ -7,7 +7,7 @@
 # usage: sh bench/run.sh [--quick] [--no-doc] [--only N,M...]
 #   --quick      fewer repetitions (about 2 minutes instead of about 5, plus the build)
 #   --no-doc     print only; leave docs/benchmarks.md alone
-#   --only LIST  run only these sections (numbers 1-7; implies --no-doc)
+#   --only LIST  run only these sections (numbers 1-8; implies --no-doc)
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -92,4 +92,15 @@ set -- run --work "$work" --repo "$repo" --husk "$husk" --bundle "$work/bundle" 
 [ -n "$only" ] && set -- "$@" --only "$only"
 [ -n "$doc" ] && set -- "$@" --doc "$doc"
 timeout --foreground "$limit" python3 "$repo/bench/bench.py" "$@"
+
+# ---- 8. pods: the Nth member of one husk sandbox vs N runc containers -------
+if [ -z "$only" ] || echo ",$only," | grep -q ",8,"; then
+    say "8. pods"
+    n=50; [ -n "$quick" ] && n=10
+    pods=$(timeout --foreground 300 python3 "$repo/bench/pods.py" --husk "$husk" --max "$n")
+    printf '\n### 8. Pods: adding the Nth container\n\n%s\n' "$pods"
+    if [ -n "$doc" ]; then
+        printf '\n### 8. Pods: adding the Nth container\n\n`python3 bench/pods.py --max %s`: one husk sandbox (a root `sleep` container) and N members joining it one after another (containerd-style annotations), against N separate runc containers.\n\n%s\n' "$n" "$pods" >> "$doc"
+    fi
+fi
 say "done in $(( $(date +%s) - start )) s"
