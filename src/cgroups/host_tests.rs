@@ -566,3 +566,37 @@ fn host_destroy_v1_only_with_nested_cgroups() {
         );
     }
 }
+
+#[test]
+fn v2_device_filter_is_enforced() {
+    if !usable("v2_device_filter_is_enforced") {
+        return;
+    }
+    let mut g = Guard::new("devbpf");
+    g.cg.create().unwrap();
+    let Some(dir) = g.cg.unified_dir().map(Path::to_path_buf) else {
+        eprintln!("note: skipping v2_device_filter_is_enforced: no cgroup v2 hierarchy");
+        return;
+    };
+    let rules: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+        serde_json::from_value(serde_json::json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+        ]))
+        .unwrap();
+    // Straight on the v2 directory: on this hybrid host the v1 devices
+    // controller would otherwise be the one to enforce the rules.
+    devfilter::attach(&dir, &rules).unwrap();
+    let out = std::env::temp_dir().join(format!("husk-devbpf-{}", std::process::id()));
+    let pid = g.spawn(&format!(
+        "sh -c 'cat /dev/null && echo null-ok; head -c1 /dev/zero >/dev/null && echo zero-ok; true' > {}",
+        out.display()
+    ));
+    g.cg.add_pid(pid).unwrap();
+    g.release(0);
+    let _ = g.children[0].wait();
+    let text = fs::read_to_string(&out).unwrap_or_default();
+    let _ = fs::remove_file(&out);
+    assert!(text.contains("null-ok"), "/dev/null was refused: {text:?}");
+    assert!(!text.contains("zero-ok"), "/dev/zero was allowed: {text:?}");
+}

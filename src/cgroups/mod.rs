@@ -31,6 +31,7 @@
 //! rounded up to whole milliseconds.
 
 mod apply;
+mod devfilter;
 mod layout;
 mod stats;
 mod util;
@@ -757,6 +758,23 @@ impl CgroupPath {
     }
 
     /// The cgroup2 directory, if the host has a cgroup2 mount.
+    /// Device rules where no v1 devices controller enforces them: an eBPF
+    /// filter on the cgroup v2 directory. The container layer calls this
+    /// when it creates the cgroup (the sandbox's own seccomp filter denies
+    /// it bpf(2)); `apply` leaves device rules on v2 to it.
+    pub fn attach_device_filter(
+        &self,
+        rules: &[oci_spec::runtime::LinuxDeviceCgroup],
+    ) -> Result<()> {
+        if self.find("devices").is_some_and(|d| !d.v2) {
+            return Ok(());
+        }
+        match self.unified_dir() {
+            Some(dir) if !rules.is_empty() => devfilter::attach(dir, rules),
+            _ => Ok(()),
+        }
+    }
+
     pub fn unified_dir(&self) -> Option<&Path> {
         self.dirs.iter().find(|d| d.v2).map(|d| d.path.as_path())
     }

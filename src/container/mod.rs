@@ -309,6 +309,16 @@ impl Container {
         let mut cgroup = cgroup;
         cgroup.create().map_err(|e| Error::Sandbox(e.to_string()))?;
         guard.cgroup = Some(cgroup.clone());
+        if let Some(rules) = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.devices().as_ref())
+        {
+            cgroup
+                .attach_device_filter(rules)
+                .map_err(|e| Error::Spec(e.to_string()))?;
+        }
         state.cgroup = cgroup.clone();
         state.write(lock.fd())?;
 

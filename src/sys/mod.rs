@@ -1,6 +1,7 @@
 //! The few places where husk makes raw system calls. Everything outside this
 //! module uses the safe functions here or the `nix` crate.
 
+pub mod bpf;
 pub mod fdpass;
 pub mod memory;
 pub mod mount;
