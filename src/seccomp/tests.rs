@@ -95,7 +95,10 @@ fn in_child(prepared: Option<Prepared>, body: impl FnOnce(Option<OwnedFd>) -> i3
             let fd = match prepared.map(Prepared::install) {
                 None => None,
                 Some(Ok(fd)) => fd,
-                Some(Err(_)) => unsafe { libc::_exit(INSTALL_FAILED) },
+                Some(Err(_)) => {
+                    // SAFETY: _exit ends the child without touching its state.
+                    unsafe { libc::_exit(INSTALL_FAILED) }
+                }
             };
             let code = body(fd);
             // SAFETY: ends the child without running the parent's destructors.
@@ -522,11 +525,13 @@ fn profile_denies_mkdir_with_errno() {
         if errno() != libc::EPERM {
             return 2;
         }
+        // SAFETY: as above.
         if unsafe { libc::mkdirat(libc::AT_FDCWD, path.as_ptr(), 0o700) } == 0
             || errno() != libc::EPERM
         {
             return 3;
         }
+        // SAFETY: raw system calls with integer arguments or pointers to live locals.
         if unsafe { libc::syscall(libc::SYS_getpid) } <= 0 {
             return 4;
         }
@@ -555,6 +560,7 @@ fn default_errno_with_allowlist() {
         &OFF,
     )
     .unwrap();
+    // SAFETY: raw system calls with integer arguments or pointers to live locals.
     let code = in_child(Some(p), |_| unsafe {
         if libc::syscall(libc::SYS_getpid) <= 0 {
             return 1;
@@ -603,6 +609,7 @@ fn argument_conditions() {
         &OFF,
     )
     .unwrap();
+    // SAFETY: raw system calls with integer arguments or pointers to live locals.
     let code = in_child(Some(p), |_| unsafe {
         if sys_errno(libc::syscall(libc::SYS_personality, 0xffffffffu64)) != 0 {
             return 1;
@@ -640,6 +647,7 @@ fn argument_conditions() {
 /// Baseline checks run in one child; returns a bit per failed check.
 fn baseline_probe(expect_userns_denied: bool) -> i32 {
     let mut failed = 0;
+    // SAFETY: raw system calls with integer arguments or pointers to live locals.
     unsafe {
         // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0)
         if sys_errno(libc::syscall(libc::SYS_keyctl, 0, -3, 0)) != libc::EPERM {
@@ -703,6 +711,7 @@ fn baseline_denies_for_unprivileged_containers() {
 #[test]
 fn baseline_lets_user_namespace_containers_make_namespaces() {
     // Without any filter, does this host let us make a user namespace?
+    // SAFETY: raw system calls with integer arguments or pointers to live locals.
     let host = in_child(None, |_| unsafe {
         sys_errno(libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER))
     });
@@ -722,6 +731,7 @@ fn baseline_gates_the_mount_api() {
         eprintln!("skip: fsopen needs root to tell the filter's EPERM from the kernel's");
         return;
     }
+    // SAFETY: raw system calls with integer arguments or pointers to live locals.
     let fsopen = || unsafe {
         let rc = libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), 0);
         if rc >= 0 {
@@ -746,6 +756,7 @@ fn spec_errno_wins_over_baseline_errno() {
     )
     .unwrap();
     assert_eq!(p.instruction_counts().len(), 2);
+    // SAFETY: raw system calls with integer arguments or pointers to live locals.
     let code = in_child(Some(p), |_| unsafe {
         sys_errno(libc::syscall(libc::SYS_keyctl, 0, -3, 0))
     });
@@ -757,6 +768,7 @@ fn spec_errno_wins_over_baseline_errno() {
         &ON,
     )
     .unwrap();
+    // SAFETY: raw system calls with integer arguments or pointers to live locals.
     let code = in_child(Some(p), |_| unsafe {
         sys_errno(libc::syscall(libc::SYS_bpf, 0, 0, 0))
     });
@@ -844,6 +856,7 @@ fn notify_returns_a_listener_fd_that_an_agent_can_serve() {
             let mut fd = None;
             for c in msg.cmsgs().unwrap() {
                 if let ControlMessageOwned::ScmRights(fds) = c {
+                    // SAFETY: SCM_RIGHTS installed this descriptor for us.
                     fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
                 }
             }
@@ -992,6 +1005,7 @@ fn docker_like_profile_compiles_and_runs() {
         DOCKER_LIKE_ALLOW.len()
     );
     let p = prepare(Some(&docker_like()), &ON).unwrap();
+    // SAFETY: raw system calls with integer arguments or pointers to live locals.
     let code = in_child(Some(p), |_| unsafe {
         if libc::syscall(libc::SYS_getppid) <= 0 {
             return 1;
@@ -1012,6 +1026,7 @@ fn docker_like_profile_compiles_and_runs() {
 /// the nanoseconds per call (x1000) and the install time through a pipe.
 fn time_in_child(p: Option<Prepared>, n: u64) -> (f64, f64) {
     let (r, w) = nix::unistd::pipe().unwrap();
+    // SAFETY: raw system calls with integer arguments or pointers to live locals.
     let code = in_child(None, move |_| unsafe {
         let t0 = Instant::now();
         if let Some(p) = p {
