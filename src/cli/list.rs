@@ -1,14 +1,7 @@
-use clap::ValueEnum;
-
 use crate::config::Config;
 use crate::container::Container;
 
-#[derive(Debug, Clone, Copy, ValueEnum, Default)]
-pub enum Format {
-    #[default]
-    Table,
-    Json,
-}
+use super::Format;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

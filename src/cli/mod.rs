@@ -20,7 +20,7 @@ mod state;
 mod tty;
 mod update;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
 
@@ -113,6 +113,14 @@ impl Command {
             Command::Gofer(a) => ("gofer", Some(&a.id)),
         }
     }
+}
+
+/// Output format of `list` and `ps`.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
 }
 
 /// Run a parsed command; returns the process exit code.

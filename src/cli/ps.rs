@@ -5,17 +5,11 @@
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use clap::ValueEnum;
 
 use crate::config::Config;
 use crate::container::Container;
 
-#[derive(Debug, Clone, Copy, ValueEnum, Default)]
-pub enum Format {
-    #[default]
-    Table,
-    Json,
-}
+use super::Format;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
