@@ -78,26 +78,19 @@ fn same_dev(field: &str, dev: u64) -> bool {
 mod tests {
     use super::*;
 
+    fn resident_pages() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        statm.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     #[test]
     fn trimming_keeps_the_process_working() {
-        let before: u64 = std::fs::read_to_string("/proc/self/statm")
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let before = resident_pages();
         trim_idle();
         // Code and data still work after the trim.
         let v: Vec<String> = (0..1000).map(|i| format!("{i}")).collect();
         assert_eq!(v[999], "999");
-        let after: u64 = std::fs::read_to_string("/proc/self/statm")
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let after = resident_pages();
         assert!(
             after <= before + 64,
             "rss grew from {before} to {after} pages"
