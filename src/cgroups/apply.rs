@@ -991,6 +991,12 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
+    /// The container cgroup /nonexistent-husk-test/x in layout `l`.
+    fn cg_in(l: &Layout) -> CgroupPath {
+        let path = Path::new("/nonexistent-husk-test/x");
+        resolve_with(l, "", Some(path), "x", false, false).unwrap()
+    }
+
     fn v2_cg() -> CgroupPath {
         let l = Layout::parse(fixtures::UNIFIED, |_| {
             "cpuset cpu io memory hugetlb pids rdma"
@@ -998,41 +1004,17 @@ mod tests {
                 .map(String::from)
                 .collect()
         });
-        resolve_with(
-            &l,
-            "",
-            Some(Path::new("/nonexistent-husk-test/x")),
-            "x",
-            false,
-            false,
-        )
-        .unwrap()
+        cg_in(&l)
     }
 
     fn v1_cg() -> CgroupPath {
         let l = Layout::parse(fixtures::LEGACY, |_| vec![]);
-        resolve_with(
-            &l,
-            "",
-            Some(Path::new("/nonexistent-husk-test/x")),
-            "x",
-            false,
-            false,
-        )
-        .unwrap()
+        cg_in(&l)
     }
 
     fn hybrid_cg() -> CgroupPath {
         let l = Layout::parse(fixtures::HYBRID, |_| vec!["hugetlb".into()]);
-        resolve_with(
-            &l,
-            "",
-            Some(Path::new("/nonexistent-husk-test/x")),
-            "x",
-            false,
-            false,
-        )
-        .unwrap()
+        cg_in(&l)
     }
 
     fn lines(ops: &[Op]) -> Vec<String> {

@@ -522,30 +522,36 @@ impl Container {
     }
 
     pub fn pause(&mut self) -> Result<()> {
-        let st = self.status();
-        if st != Status::Running {
-            return Err(Error::BadState {
-                id: self.state.id.clone(),
-                op: "pause",
-                status: st.to_string(),
-            });
-        }
-        self.live_sandbox("pause")?.pause(&self.state.id)?;
-        self.state.status = Status::Paused;
-        self.save()
+        self.set_paused(true)
     }
 
     pub fn resume(&mut self) -> Result<()> {
+        self.set_paused(false)
+    }
+
+    /// Freezes (or thaws) the container through its sandbox; only from
+    /// running (or paused).
+    fn set_paused(&mut self, pause: bool) -> Result<()> {
+        let (op, from, to) = if pause {
+            ("pause", Status::Running, Status::Paused)
+        } else {
+            ("resume", Status::Paused, Status::Running)
+        };
         let st = self.status();
-        if st != Status::Paused {
+        if st != from {
             return Err(Error::BadState {
                 id: self.state.id.clone(),
-                op: "resume",
+                op,
                 status: st.to_string(),
             });
         }
-        self.live_sandbox("resume")?.resume(&self.state.id)?;
-        self.state.status = Status::Running;
+        let sandbox = self.live_sandbox(op)?;
+        if pause {
+            sandbox.pause(&self.state.id)?;
+        } else {
+            sandbox.resume(&self.state.id)?;
+        }
+        self.state.status = to;
         self.save()
     }
 
