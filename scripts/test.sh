@@ -5,5 +5,5 @@ set -eu
 cd "$(dirname "$0")/.."
 sh scripts/install-deps.sh
 cargo fmt --all -- --check
-cargo clippy --all-targets --quiet -- -D warnings
-cargo test --all-targets 2>&1
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo test --workspace --all-targets 2>&1

@@ -166,6 +166,23 @@ impl Config {
     pub fn container_dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }
+
+    /// Where compiled seccomp filters are cached. Not under `--root`: Docker
+    /// passes the same root to every runtime, and runc reads every entry of
+    /// it, so husk keeps nothing there but container directories.
+    pub fn seccomp_cache_dir(&self) -> PathBuf {
+        if nix::unistd::geteuid().is_root() {
+            return PathBuf::from("/run/husk-cache");
+        }
+        match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(d) if !d.is_empty() => PathBuf::from(d).join("husk-cache"),
+            _ => {
+                let mut p = self.root.clone().into_os_string();
+                p.push(".husk-cache");
+                PathBuf::from(p)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

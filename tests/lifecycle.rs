@@ -28,7 +28,7 @@ fn lifecycle_create_start_kill_delete() {
     assert_eq!(st["status"], "created");
     assert_eq!(st["id"], id.as_str());
     assert_eq!(st["bundle"], b.arg().as_str());
-    assert_eq!(st["ociVersion"], "1.0.2");
+    assert_eq!(st["ociVersion"], husk_oci::OCI_VERSION);
     assert!(st["created"].as_str().unwrap().ends_with('Z'));
     assert_eq!(st["owner"], "root");
     assert_eq!(st["rootfs"], b.rootfs().to_str().unwrap());

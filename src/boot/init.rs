@@ -9,43 +9,19 @@ use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
 use oci_spec::runtime::Spec;
-use serde::{Deserialize, Serialize};
 
 use crate::boot::namespaces::{self, NsPlan};
 use crate::boot::process::{self, CapPlan, ExecPlan};
 use crate::boot::rootfs::{self, RootfsContext};
 use crate::cgroups::CgroupPath;
 use crate::config::Config;
-use crate::container::hooks::{self, Stage};
-use crate::container::state::OciState;
 use crate::control::wire;
 use crate::error::{errno_text, Error, Result};
-use crate::gofer;
 use crate::seccomp::Prepared;
+use husk_oci::hooks::{self, Stage};
+use husk_oci::state::OciState;
 
-/// Messages between boot and a container's init (or an exec'd process before
-/// it execs).
-#[derive(Debug, Serialize, Deserialize)]
-pub enum Sync {
-    /// boot → init: namespaces are set up from outside (id maps, cgroup).
-    Go,
-    /// init → boot: run the createRuntime/prestart hooks now.
-    RunHooks,
-    /// boot → init: hooks done.
-    HooksDone,
-    /// init → boot: the container is created; waiting for Start.
-    Ready,
-    /// boot → init: exec the program.
-    Start,
-    /// init → boot: about to exec (only the last steps remain); the socket
-    /// closing after this means the exec happened.
-    Exec,
-    /// init → boot: a seccomp user-notification descriptor (attached) for
-    /// the spec's listenerPath.
-    SeccompNotify,
-    /// either way: something failed; the message says what.
-    Error { message: String },
-}
+pub use husk_oci::sync::Sync;
 
 pub fn send(sock: &UnixStream, msg: &Sync) -> Result<()> {
     wire::send(sock, msg, &[])
@@ -80,7 +56,7 @@ pub enum MountSource {
     /// The gofer's socket; it answers with descriptors.
     Gofer(OwnedFd),
     /// `--file-access=direct`: boot resolved the host paths itself.
-    Prepared(gofer::PreparedMounts),
+    Prepared(husk_oci::gofer::PreparedMounts),
 }
 
 pub struct InitArgs<'a> {
@@ -215,7 +191,7 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
     }
 
     let prepared = match mounts {
-        MountSource::Gofer(sock) => gofer::receive(&sock)?,
+        MountSource::Gofer(sock) => husk_oci::gofer::receive(&sock)?,
         MountSource::Prepared(p) => p,
     };
     let ctx = RootfsContext {
@@ -291,7 +267,7 @@ fn finish_and_exec(
     let _ = cfg;
     nix::unistd::setsid().map_err(|e| Error::Sandbox(format!("setsid: {e}")))?;
     if let Some(tty) = terminal {
-        crate::sys::set_controlling_terminal(tty.as_fd())
+        crate::sys::tty::set_controlling_terminal(tty.as_fd())
             .map_err(|e| Error::Sandbox(format!("set controlling terminal: {e}")))?;
         for target in 0..3 {
             nix::unistd::dup2(tty.as_raw_fd(), target)
@@ -357,14 +333,13 @@ fn install_seccomp(plan: Option<Prepared>, sync: &UnixStream) -> Result<()> {
 
 /// Two copies of the sync socket at descriptors >= 1000.
 fn relocate_pair(sock: &UnixStream) -> std::io::Result<(UnixStream, UnixStream)> {
-    let high = |fd: RawFd| -> std::io::Result<UnixStream> {
-        let n = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1000))?;
-        // SAFETY: fcntl returned a new descriptor that we now own.
-        Ok(UnixStream::from(unsafe {
-            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n)
-        }))
+    let high = || -> std::io::Result<UnixStream> {
+        Ok(UnixStream::from(crate::sys::fd::dup_above(
+            sock.as_fd(),
+            1000,
+        )?))
     };
-    Ok((high(sock.as_raw_fd())?, high(sock.as_raw_fd())?))
+    Ok((high()?, high()?))
 }
 
 /// Put the three descriptors at 0, 1, 2. `above` is where the temporary
@@ -404,23 +379,18 @@ pub fn open_console(
     grantpt(&master).map_err(|e| Error::Sandbox(format!("grantpt: {e}")))?;
     unlockpt(&master).map_err(|e| Error::Sandbox(format!("unlockpt: {e}")))?;
     let name = ptsname_r(&master).map_err(|e| Error::Sandbox(format!("ptsname: {e}")))?;
-    let slave = nix::fcntl::open(
+    let slave = crate::sys::fd::open(
         PathBuf::from(&name).as_path(),
-        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
+        libc::O_RDWR | libc::O_NOCTTY,
+        0,
     )
-    .map_err(|e| Error::Sandbox(format!("open {name}: {}", errno_text(&e.into()))))?;
-    // SAFETY: open returned a new descriptor that we now own.
-    let slave = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(slave) };
+    .map_err(|e| Error::Sandbox(format!("open {name}: {}", errno_text(&e))))?;
     if let Some(size) = process.console_size() {
-        let ws = libc::winsize {
-            ws_row: size.height() as u16,
-            ws_col: size.width() as u16,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads the winsize we pass.
-        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        let _ = crate::sys::tty::set_window_size(
+            master.as_fd(),
+            size.height() as u16,
+            size.width() as u16,
+        );
     }
     crate::sys::fdpass::send_with_fds(socket.as_fd(), name.as_bytes(), &[master.as_raw_fd()])
         .map_err(|e| Error::Sandbox(format!("send pty to console socket: {}", errno_text(&e))))?;
@@ -448,16 +418,8 @@ fn write_time_offsets(spec: &Spec) -> Result<()> {
 }
 
 fn set_domainname(name: &str) -> Result<()> {
-    let c = std::ffi::CString::new(name)
-        .map_err(|_| Error::Spec("domainname contains a NUL byte".into()))?;
-    // SAFETY: setdomainname reads `len` bytes from a valid buffer.
-    if unsafe { libc::setdomainname(c.as_ptr(), name.len()) } != 0 {
-        return Err(Error::Sandbox(format!(
-            "set domainname {name:?}: {}",
-            errno_text(&std::io::Error::last_os_error())
-        )));
-    }
-    Ok(())
+    crate::sys::set_domainname(name)
+        .map_err(|e| Error::Sandbox(format!("set domainname {name:?}: {}", errno_text(&e))))
 }
 
 /// Exec'd processes (husk exec) share the tail of init.

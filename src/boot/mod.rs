@@ -28,12 +28,12 @@ use oci_spec::runtime::Spec;
 
 use crate::cgroups::CgroupPath;
 use crate::config::{Config, FileAccess};
-use crate::container::hooks::{self, Stage};
-use crate::container::state::OciState;
 use crate::control::{wire, CreateContainer, ExecProcess, ExitStatus, Request, Response};
 use crate::error::{errno_text, Error, Result};
-use crate::gofer::GoferRequest;
 use crate::sys::process::{fork_into, Forked};
+use husk_oci::gofer::GoferRequest;
+use husk_oci::hooks::{self, Stage};
+use husk_oci::state::OciState;
 
 use self::init::{InitArgs, MountSource, Sync};
 use self::namespaces::NsPlan;
@@ -103,13 +103,13 @@ pub fn main(cfg: Config, listener: OwnedFd) -> Result<i32> {
         .map_err(|e| Error::Sandbox(format!("become subreaper: {e}")))?;
     let _ = nix::unistd::chdir("/");
     crate::posture::boot_start(
-        &cfg.root.join(crate::container::SECCOMP_CACHE),
+        &cfg.seccomp_cache_dir(),
         cfg.seccomp_baseline == crate::config::OnOff::On,
     )?;
 
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
-    for s in crate::sandbox::waiter::FORWARD_SIGNALS {
+    for s in husk_oci::signals::FORWARD {
         mask.add(*s);
     }
     mask.add(Signal::SIGPIPE);
@@ -177,15 +177,7 @@ impl Boot {
                     watched.push(c.init.as_raw());
                 }
             }
-            // SAFETY: poll on valid pollfds we own for the call.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                return Err(Error::Sandbox(format!("poll: {e}")));
-            }
+            crate::sys::poll(&mut fds, -1).map_err(|e| Error::Sandbox(format!("poll: {e}")))?;
             if fds[1].revents != 0 {
                 self.handle_signals();
             }
@@ -576,8 +568,7 @@ impl Boot {
             Some(p) => Some(enter_pidns_for_children(p)?),
             None => None,
         };
-        // SAFETY: boot is single-threaded.
-        let forked = unsafe { fork_into(ns.clone_flags, None) };
+        let forked = fork_into(ns.clone_flags, None);
         // Only the parent goes back; the child lives in the new namespace.
         if !matches!(forked, Ok(Forked::Child)) {
             restore_pidns_for_children(restore_pidns, &forked)?;
@@ -807,8 +798,7 @@ impl Boot {
         } else {
             None
         };
-        // SAFETY: boot is single-threaded.
-        let forked = unsafe { fork_into(0, None) };
+        let forked = fork_into(0, None);
         // Only the parent goes back; the child lives in the container's one.
         if !matches!(forked, Ok(Forked::Child)) {
             restore_pidns_for_children(own_pidns, &forked)?;

@@ -143,13 +143,7 @@ pub fn apply_rlimits(process: &Process) -> Result<()> {
         let Some(res) = rlimit_resource(rl.typ()) else {
             continue;
         };
-        let lim = libc::rlimit {
-            rlim_cur: rl.soft(),
-            rlim_max: rl.hard(),
-        };
-        // SAFETY: setrlimit reads the rlimit we pass by reference.
-        if unsafe { libc::setrlimit(res, &lim) } != 0 {
-            let e = std::io::Error::last_os_error();
+        if let Err(e) = crate::sys::set_rlimit(res, rl.soft(), rl.hard()) {
             return Err(Error::Sandbox(format!(
                 "process.rlimits {} (soft {}, hard {}): {}",
                 rlimit_name(rl.typ()),
@@ -481,37 +475,6 @@ pub fn apply_apparmor(process: &Process, host_has_apparmor: bool) -> Result<()> 
         .map_err(|e| sys(format!("process.apparmorProfile {profile:?}"), e))
 }
 
-/// Sysctls a container may set: those of the namespaces it owns.
-pub fn check_sysctl(key: &str, own_ipc: bool, own_net: bool, own_uts: bool) -> Result<()> {
-    const IPC: &[&str] = &[
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    ];
-    let (ns, ok) = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
-        ("IPC", own_ipc)
-    } else if key.starts_with("net.") {
-        ("network", own_net)
-    } else if key == "kernel.hostname" || key == "kernel.domainname" {
-        ("UTS", own_uts)
-    } else {
-        return Err(Error::Spec(format!(
-            "linux.sysctl {key:?}: not a namespaced sysctl; a container may not change it for the whole host"
-        )));
-    };
-    if !ok {
-        return Err(Error::Spec(format!(
-            "linux.sysctl {key:?}: needs the container's own {ns} namespace"
-        )));
-    }
-    Ok(())
-}
-
 /// Write linux.sysctl values through /proc/sys: namespaced sysctls show the
 /// writer's namespaces, and this runs inside the container's.
 pub fn apply_sysctls(
@@ -524,7 +487,7 @@ pub fn apply_sysctls(
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort();
     for key in keys {
-        check_sysctl(key, own_ipc, own_net, own_uts)?;
+        husk_oci::sysctl::check_sysctl(key, own_ipc, own_net, own_uts)?;
         if key.contains("..") || key.starts_with('.') {
             return Err(Error::Spec(format!("linux.sysctl {key:?}: invalid name")));
         }

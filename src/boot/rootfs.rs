@@ -17,13 +17,13 @@ use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 
 use crate::cgroups::CgroupPath;
 use crate::error::{errno_text, Error, Result};
-use crate::gofer::PreparedMounts;
 use crate::mount_options::{self as options, MountOptions};
 use crate::sys::mount::{
     mount_setattr, move_mount_fd, move_mount_to_path, open_tree, openat2, Attrs, FsContext,
     AT_RECURSIVE, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
     OPEN_TREE_CLONE, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
 };
+use husk_oci::gofer::PreparedMounts;
 
 pub struct DefaultDevice {
     pub name: &'static str,

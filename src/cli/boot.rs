@@ -1,4 +1,4 @@
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 
 use crate::config::Config;
 
@@ -13,7 +13,7 @@ pub struct Args {
 }
 
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
-    // SAFETY: the caller passed this descriptor to us for our exclusive use.
-    let listener = unsafe { OwnedFd::from_raw_fd(a.listen_fd) };
+    let listener = crate::sys::fd::claim_inherited(a.listen_fd)
+        .map_err(|e| anyhow::anyhow!("boot: --listen-fd {}: {e}", a.listen_fd))?;
     Ok(crate::boot::main(cfg.clone(), listener)?)
 }

@@ -114,7 +114,7 @@ pub fn document() -> serde_json::Value {
     caps.sort();
     json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.2.0",
+        "ociVersionMax": husk_oci::OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": MOUNT_OPTIONS,
         "linux": {

@@ -1,4 +1,4 @@
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 
 use crate::config::Config;
 
@@ -13,9 +13,9 @@ pub struct Args {
 }
 
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
-    crate::posture::gofer_start(&cfg.root.join(crate::container::SECCOMP_CACHE))?;
-    // SAFETY: the caller passed this descriptor to us for our exclusive use.
-    let sock = unsafe { OwnedFd::from_raw_fd(a.sock_fd) };
+    crate::posture::gofer_start(&cfg.seccomp_cache_dir())?;
+    let sock = crate::sys::fd::claim_inherited(a.sock_fd)
+        .map_err(|e| anyhow::anyhow!("gofer: --sock-fd {}: {e}", a.sock_fd))?;
     crate::gofer::serve(sock)?;
     Ok(0)
 }

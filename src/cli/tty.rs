@@ -57,27 +57,19 @@ impl Drop for RawMode {
 }
 
 fn copy_winsize(master: BorrowedFd<'_>) {
-    let mut ws: libc::winsize = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes into the winsize we own; TIOCSWINSZ reads it.
-    unsafe {
-        if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
-            libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-        }
+    if let Some((rows, cols)) = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|fd| crate::sys::tty::window_size(fd.as_fd()).ok())
+    {
+        let _ = crate::sys::tty::set_window_size(master, rows, cols);
     }
 }
 
-fn write_all(fd: i32, mut buf: &[u8]) -> bool {
+fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> bool {
     while !buf.is_empty() {
-        match nix::unistd::write(
-            // SAFETY: fd is a descriptor we hold open for this call.
-            unsafe { BorrowedFd::borrow_raw(fd) },
-            buf,
-        ) {
+        match nix::unistd::write(fd, buf) {
             Ok(n) => buf = &buf[n..],
             Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => continue,
             Err(_) => return false,
@@ -107,38 +99,23 @@ pub fn proxy(master: OwnedFd, done: BorrowedFd<'_>, forward: &mut dyn FnMut(Sign
     let mut stdin_open = true;
     let mut buf = [0u8; 16 * 1024];
     loop {
-        let mut fds = vec![
-            libc::pollfd {
-                fd: master.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: done.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if stdin_open { 0 } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: sigfd.as_ref().map(|s| s.as_raw_fd()).unwrap_or(-1),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+        let mut fds = [
+            crate::sys::pollfd(master.as_raw_fd(), libc::POLLIN),
+            crate::sys::pollfd(done.as_raw_fd(), libc::POLLIN),
+            crate::sys::pollfd(if stdin_open { 0 } else { -1 }, libc::POLLIN),
+            crate::sys::pollfd(
+                sigfd.as_ref().map(|s| s.as_raw_fd()).unwrap_or(-1),
+                libc::POLLIN,
+            ),
         ];
-        // SAFETY: poll on valid pollfds we own for the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if n < 0 {
+        if crate::sys::poll(&mut fds, -1).is_err() {
             continue;
         }
         if fds[0].revents != 0 {
             match nix::unistd::read(master.as_raw_fd(), &mut buf) {
                 Ok(0) | Err(nix::errno::Errno::EIO) => break,
                 Ok(n) => {
-                    write_all(1, &buf[..n]);
+                    write_all(std::io::stdout().as_fd(), &buf[..n]);
                 }
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(_) => break,
@@ -148,7 +125,7 @@ pub fn proxy(master: OwnedFd, done: BorrowedFd<'_>, forward: &mut dyn FnMut(Sign
             match nix::unistd::read(0, &mut buf) {
                 Ok(0) | Err(_) => stdin_open = false,
                 Ok(n) => {
-                    write_all(master.as_raw_fd(), &buf[..n]);
+                    write_all(master.as_fd(), &buf[..n]);
                 }
             }
         }

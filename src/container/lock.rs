@@ -7,8 +7,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use nix::fcntl::{open, Flock, FlockArg, OFlag};
-use nix::sys::stat::Mode;
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{Error, IoContext, Result};
 
@@ -49,14 +48,9 @@ impl DirLock {
 
 /// Open a state directory without locking it (for readers).
 pub fn open_dir(dir: &Path, id: &str) -> Result<OwnedFd> {
-    match open(
-        dir,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
-        // SAFETY: open returned a new descriptor that we now own.
-        Ok(fd) => Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }),
-        Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOTDIR) => {
+    match crate::sys::fd::open(dir, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
+        Ok(fd) => Ok(fd),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
             Err(Error::NotFound(id.to_string()))
         }
         Err(e) => Err(e).with_ctx(|| format!("open state of container {id:?}")),

@@ -2,7 +2,6 @@
 //! that run in the runtime's namespace, pid files, and pod membership. It
 //! drives the sandbox layer and never touches namespaces or mounts itself.
 
-pub mod hooks;
 pub mod lock;
 pub mod state;
 
@@ -16,9 +15,10 @@ use crate::cgroups::{self, CgroupPath};
 use crate::config::{Config, FileAccess};
 use crate::control::{CreateContainer, CreateFds, ExecProcess, ExitStatus};
 use crate::error::{errno_text, Error, IoContext, Result};
-use crate::gofer::GoferRequest;
 use crate::sandbox::{self, Gofer, Launched, Sandbox};
 use crate::spec::{self, PodRole};
+use husk_oci::gofer::GoferRequest;
+use husk_oci::hooks;
 
 use self::hooks::Stage;
 use self::lock::DirLock;
@@ -814,14 +814,10 @@ fn seccomp_plan(cfg: &Config, spec: &Spec) -> Result<Option<crate::seccomp::Prep
     if profile.is_none() && !ctx.enabled {
         return Ok(None);
     }
-    let plan = crate::seccomp::prepare_cached(&cfg.root.join(SECCOMP_CACHE), profile, &ctx)
+    let plan = crate::seccomp::prepare_cached(&cfg.seccomp_cache_dir(), profile, &ctx)
         .map_err(|e| Error::Spec(e.to_string()))?;
     Ok(Some(plan))
 }
-
-/// Compiled seccomp filters under the root directory; '~' keeps the name
-/// out of the container id space.
-pub const SECCOMP_CACHE: &str = "~seccomp-cache";
 
 fn has_new_userns(spec: &Spec) -> bool {
     spec.linux()

@@ -4,20 +4,18 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::{Path, PathBuf};
 
-use nix::fcntl::{openat, OFlag};
-use nix::sys::stat::Mode;
 use oci_spec::runtime::{Hooks, Process};
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::CgroupPath;
 use crate::error::{Error, IoContext, Result};
-use crate::sys::process::is_same_process;
 
 pub const STATE_FILE: &str = "state.json";
-pub const OCI_VERSION: &str = "1.0.2";
+pub use husk_oci::state::{OciState, ProcRef};
+pub use husk_oci::OCI_VERSION;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,23 +36,6 @@ impl std::fmt::Display for Status {
             Status::Paused => "paused",
             Status::Stopped => "stopped",
         })
-    }
-}
-
-/// A process identified by pid and start time, so a reused pid is never
-/// mistaken for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcRef {
-    pub pid: i32,
-    pub start_time: u64,
-}
-
-impl ProcRef {
-    pub fn of(pid: i32) -> Option<Self> {
-        crate::sys::process::start_time(pid).map(|start_time| ProcRef { pid, start_time })
-    }
-    pub fn is_alive(&self) -> bool {
-        is_same_process(self.pid, self.start_time)
     }
 }
 
@@ -99,18 +80,14 @@ impl State {
     /// Read the state file in `dir`. A missing file means the container does
     /// not exist (or is being deleted).
     pub fn read(dir: BorrowedFd<'_>, id: &str) -> Result<Self> {
-        let fd = match openat(
-            Some(dir.as_raw_fd()),
-            STATE_FILE,
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
+        let fd = match crate::sys::fd::openat(dir, Path::new(STATE_FILE), libc::O_RDONLY, 0) {
             Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) => return Err(Error::NotFound(id.to_string())),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                return Err(Error::NotFound(id.to_string()))
+            }
             Err(e) => return Err(e).with_ctx(|| format!("open state of container {id:?}")),
         };
-        // SAFETY: openat returned a new descriptor that we now own.
-        let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let file = File::from(fd);
         serde_json::from_reader(std::io::BufReader::new(file))
             .map_err(|e| Error::Invalid(format!("state of container {id:?} is corrupt: {e}")))
     }
@@ -120,15 +97,14 @@ impl State {
     /// new file, never a torn one.
     pub fn write(&self, dir: BorrowedFd<'_>) -> Result<()> {
         let tmp = format!(".{STATE_FILE}.tmp");
-        let fd = openat(
-            Some(dir.as_raw_fd()),
-            tmp.as_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
+        let fd = crate::sys::fd::openat(
+            dir,
+            Path::new(&tmp),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            0o600,
         )
         .with_ctx(|| format!("write state of container {:?}", self.id))?;
-        // SAFETY: openat returned a new descriptor that we now own.
-        let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let mut file = File::from(fd);
         let body = serde_json::to_vec(self).map_err(|e| Error::Invalid(e.to_string()))?;
         file.write_all(&body)
             .with_ctx(|| format!("write state of container {:?}", self.id))?;
@@ -200,23 +176,6 @@ impl State {
             annotations: self.annotations.clone(),
         }
     }
-}
-
-/// The runtime-spec state object, with runc's extra fields (rootfs, created,
-/// owner) that clients and people read.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OciState {
-    pub oci_version: String,
-    pub id: String,
-    pub status: String,
-    pub pid: i32,
-    pub bundle: PathBuf,
-    pub rootfs: PathBuf,
-    pub created: String,
-    pub owner: String,
-    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
-    pub annotations: HashMap<String, String>,
 }
 
 /// Write `contents` to `path` atomically (temporary file + rename), for pid

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::container::state::ProcRef;
 use crate::control::{wire, CreateContainer, ExecProcess, ExitStatus, Request, Response};
 use crate::error::{errno_text, Error, Result};
-use crate::gofer::GoferRequest;
 use crate::sys::process::{clear_cloexec, pidfd_open, pidfd_send_signal, pidfd_wait_exit};
 use crate::sys::spawn::{sealed_self, spawn_husk, ChildProc, Stdio};
+use husk_oci::gofer::GoferRequest;
+use husk_oci::state::ProcRef;
 
 pub mod waiter;
 

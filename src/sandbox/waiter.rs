@@ -9,52 +9,24 @@
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::unistd::{ForkResult, Pid};
+use nix::unistd::Pid;
 
 use crate::control::{wire, Response};
 use crate::error::{errno_text, Error, Result};
-use crate::sys::process::{close_fds_except, exit_now, pidfd_open, pidfd_send_signal};
+use crate::sys::process::{close_fds_except, exit_now, pidfd_open, pidfd_send_signal, Forked};
 
-/// Signals passed on to the container process by `run`, `exec` and waiters.
-pub const FORWARD_SIGNALS: &[Signal] = &[
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-    Signal::SIGCONT,
-];
-
-pub fn forward_mask() -> SigSet {
-    let mut mask = SigSet::empty();
-    for s in FORWARD_SIGNALS {
-        mask.add(*s);
-    }
-    mask
-}
+pub use husk_oci::signals::forward_mask;
 
 /// Pass signals arriving on `sigfd` to `forward` until `done` is readable.
 pub fn forward_until(sigfd: &SignalFd, done: i32, mut forward: impl FnMut(Signal)) {
     loop {
         let mut fds = [
-            libc::pollfd {
-                fd: sigfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: done,
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            crate::sys::pollfd(sigfd.as_raw_fd(), libc::POLLIN),
+            crate::sys::pollfd(done, libc::POLLIN),
         ];
-        // SAFETY: poll on two valid pollfds.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n < 0 {
+        if crate::sys::poll(&mut fds, -1).is_err() {
             continue;
         }
         if fds[0].revents != 0 {
@@ -84,12 +56,11 @@ pub fn read_exit(conn: &UnixStream) -> i32 {
 pub fn spawn(conn: UnixStream, target: Pid) -> Result<i32> {
     let pidfd = pidfd_open(target).ok();
     let mask = forward_mask();
-    // SAFETY: husk's CLI is single-threaded, so the child may run Rust code.
-    match unsafe { nix::unistd::fork() }
-        .map_err(|e| Error::Sandbox(format!("fork waiter: {}", errno_text(&e.into()))))?
+    match crate::sys::process::fork_into(0, None)
+        .map_err(|e| Error::Sandbox(format!("fork waiter: {}", errno_text(&e))))?
     {
-        ForkResult::Parent { child } => Ok(child.as_raw()),
-        ForkResult::Child => {
+        Forked::Parent { pid, .. } => Ok(pid.as_raw()),
+        Forked::Child => {
             let _ = nix::unistd::setsid();
             // Hold no directory of the caller's (a bundle) open.
             let _ = nix::unistd::chdir("/");

@@ -984,7 +984,7 @@ fn check_weight(field: &str, w: u16) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cgroups::{layout::fixtures, resolve_with, Layout};
+    use crate::{layout::fixtures, resolve_with, Layout};
     use std::path::Path;
 
     fn res(json: &str) -> LinuxResources {

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{Hook, Hooks};
 
-use crate::container::state::OciState;
 use crate::error::{Error, Result};
-use crate::sys::process::{pidfd_open, pidfd_wait_exit};
+use crate::state::OciState;
+use husk_sys::process::{pidfd_open, pidfd_wait_exit};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {

@@ -68,18 +68,4 @@ impl<T> IoContext<T> for nix::Result<T> {
     }
 }
 
-/// Go-style lower-case description of an OS error ("no such file or
-/// directory"), which is what runc prints and clients match on.
-pub fn errno_text(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => {
-            let s = nix::errno::Errno::from_raw(n).desc().to_string();
-            let mut c = s.chars();
-            match c.next() {
-                Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
-                None => s,
-            }
-        }
-        None => e.to_string(),
-    }
-}
+pub use husk_sys::errno_text;

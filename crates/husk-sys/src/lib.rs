@@ -1,19 +1,43 @@
-//! The few places where husk makes raw system calls. Everything outside this
-//! module uses the safe functions here or the `nix` crate.
+//! The few places where husk makes raw system calls, behind safe functions.
+//! This is the only crate of husk allowed `unsafe`; every other crate has
+//! `#![forbid(unsafe_code)]` and uses the functions here or `nix`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bpf;
+pub mod fd;
 pub mod fdpass;
 pub mod memory;
 pub mod mount;
 pub mod process;
 pub mod sched;
+pub mod seccomp;
 pub mod spawn;
+pub mod tty;
 
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+/// Go-style lower-case description of an OS error ("no such file or
+/// directory"), which is what runc prints and clients match on. The one
+/// way husk renders OS errors.
+pub fn errno_text(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => {
+            let s = nix::errno::Errno::from_raw(n).desc().to_string();
+            let mut c = s.chars();
+            match c.next() {
+                Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
+                None => s,
+            }
+        }
+        None => e.to_string(),
+    }
+}
 
 pub(crate) fn cstr(s: &str) -> io::Result<CString> {
     CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in string"))
@@ -53,15 +77,6 @@ pub fn loopback_up() -> io::Result<()> {
     Ok(())
 }
 
-/// Make `fd` (a terminal) the controlling terminal of the calling process.
-pub fn set_controlling_terminal(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: TIOCSCTTY takes an integer argument.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Write `data` to a /proc file, refusing anything that is not on procfs
 /// (a container could have mounted or linked something over the path) and
 /// not following symlinks on the way (but for /proc/self itself).
@@ -93,4 +108,53 @@ pub fn proc_write(path: &str, data: &[u8]) -> io::Result<()> {
     check(&fd)?;
     let mut f = std::fs::File::from(fd);
     std::io::Write::write_all(&mut f, data)
+}
+
+/// setdomainname(2) (nix has no wrapper).
+pub fn set_domainname(name: &str) -> io::Result<()> {
+    let c = cstr(name)?;
+    // SAFETY: setdomainname reads `len` bytes from a valid buffer.
+    if unsafe { libc::setdomainname(c.as_ptr(), name.len()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// setrlimit(2) for a resource given as its `RLIMIT_*` number (nix's enum
+/// lacks some of the ones the OCI spec names).
+pub fn set_rlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads the rlimit we pass.
+    if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// poll(2) over `fds`, retrying on EINTR; `timeout_ms` < 0 waits forever.
+/// Returns how many entries have events.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    loop {
+        // SAFETY: the slice is a valid array of pollfd for the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// A pollfd entry for `fd` and `events`.
+pub fn pollfd(fd: std::os::fd::RawFd, events: i16) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
 }

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, OwnedFd, RawFd};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::sys::fdpass;
+use husk_sys::fdpass;
 
 /// Upper bound on one message; a spec with a large seccomp profile is a few
 /// hundred KiB.

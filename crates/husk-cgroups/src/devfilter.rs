@@ -15,7 +15,7 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
-use crate::sys::bpf::{attach_device_program, load_device_program, Insn};
+use husk_sys::bpf::{attach_device_program, load_device_program, Insn};
 
 use super::{CgroupError, Result};
 
@@ -146,7 +146,7 @@ pub fn attach(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
             format!(
                 "attach the device filter to {}: {}",
                 dir.display(),
-                crate::error::errno_text(&e)
+                husk_sys::errno_text(&e)
             ),
         )
     })

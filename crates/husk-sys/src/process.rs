@@ -6,22 +6,51 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::unistd::Pid;
 
+// libc 0.2.191 declares CLONE_INTO_CGROUP as a c_int, which truncates the
+// kernel's 64-bit value to 0; this is <linux/sched.h>'s value.
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
+static PROC_DIR: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
+/// Tell this module where this process's own procfs is, when `/proc` in
+/// its mount namespace shows another pid namespace (boot's `/proc` shows
+/// its root container's processes). Set once; later calls are ignored.
+pub fn set_proc_dir(dir: OwnedFd) {
+    let _ = PROC_DIR.set(dir);
+}
+
+/// Number of threads of the calling process.
+pub fn thread_count() -> io::Result<usize> {
+    let text = match PROC_DIR.get() {
+        Some(dir) => {
+            let fd = crate::fd::openat(
+                dir.as_fd(),
+                std::path::Path::new("self/status"),
+                libc::O_RDONLY,
+                0,
+            )?;
+            std::io::read_to_string(std::fs::File::from(fd))?
+        }
+        None => std::fs::read_to_string("/proc/self/status")?,
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no thread count in /proc/self/status"))
+}
+
+/// Forking runs Rust code in the child on a copy of the parent's memory,
+/// which is only sound when no other thread could have been holding a lock
+/// (the allocator's, a Mutex) at the moment of the fork. husk's CLI, boot,
+/// gofer and waiters never start threads; this checks it at run time, so
+/// the fork functions below can be safe to call.
+fn ensure_single_threaded() -> io::Result<()> {
+    match thread_count()? {
+        1 => Ok(()),
+        n => Err(io::Error::other(format!(
+            "refusing to fork: the process has {n} threads"
+        ))),
+    }
 }
 
 /// What `fork_into` returns in each process.
@@ -32,30 +61,27 @@ pub enum Forked {
 
 /// Fork with `clone3(2)`, creating the namespaces in `ns_flags` for the child,
 /// optionally placing it straight into the cgroup v2 directory `cgroup`.
-///
-/// # Safety
-/// The caller must be single-threaded: the child continues on a copy of the
-/// caller's stack as after fork(2), and only the calling thread exists in it.
-pub unsafe fn fork_into(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+/// Fails if the process has more than one thread.
+pub fn fork_into(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+    ensure_single_threaded()?;
     let mut pidfd: RawFd = -1;
-    let mut args = CloneArgs {
-        flags: ns_flags | libc::CLONE_PIDFD as u64,
-        pidfd: &mut pidfd as *mut RawFd as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        ..Default::default()
-    };
+    // SAFETY: clone_args is plain integers; all-zero is a valid value.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = ns_flags | libc::CLONE_PIDFD as u64;
+    args.pidfd = &mut pidfd as *mut RawFd as u64;
+    args.exit_signal = libc::SIGCHLD as u64;
     if let Some(cg) = cgroup {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = cg.as_raw_fd() as u64;
     }
     // SAFETY: `args` is a valid clone_args of the size we pass; with a zero
     // stack the child runs on a copy of our stack like fork(2), which is sound
-    // because the caller guarantees there are no other threads.
+    // because the process has a single thread (checked above).
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,
-            &mut args as *mut CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
+            &mut args as *mut libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
         )
     };
     match ret {
@@ -72,16 +98,12 @@ pub unsafe fn fork_into(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Re
 /// A user namespace with the given uid_map/gid_map lines, as a descriptor
 /// (for ID-mapped mounts): a child is forked into a new user namespace, its
 /// maps written, its namespace opened, and the child killed.
-///
-/// # Safety
-/// As for `fork_into`: the caller must be single-threaded.
-pub unsafe fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
+pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    // SAFETY: the caller guarantees a single thread; the child only makes
-    // itself dumpable (its parent may be non-dumpable, and opening the
-    // namespace of a non-dumpable process would take CAP_SYS_PTRACE), says
-    // so, and waits to be killed.
-    match unsafe { fork_into(libc::CLONE_NEWUSER as u64, None)? } {
+    // The child only makes itself dumpable (its parent may be non-dumpable,
+    // and opening the namespace of a non-dumpable process would take
+    // CAP_SYS_PTRACE), says so, and waits to be killed.
+    match fork_into(libc::CLONE_NEWUSER as u64, None)? {
         Forked::Child => {
             // Never outlive the process that made it.
             let _ = set_parent_death_signal(nix::sys::signal::Signal::SIGKILL);
@@ -217,16 +239,19 @@ pub fn set_parent_death_signal(sig: nix::sys::signal::Signal) -> io::Result<()> 
 
 /// Clear close-on-exec so `fd` survives execve.
 pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on an integer descriptor has no memory effects.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    let flags = FdFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFD)?);
+    fcntl(fd, FcntlArg::F_SETFD(flags - FdFlag::FD_CLOEXEC))?;
     Ok(())
+}
+
+/// Fork a child that runs `child` and exits with the code it returns;
+/// returns the child's pid. Fails if the process has more than one thread.
+pub fn fork_run(child: impl FnOnce() -> i32) -> io::Result<Pid> {
+    match fork_into(0, None)? {
+        Forked::Child => exit_now(child()),
+        Forked::Parent { pid, .. } => Ok(pid),
+    }
 }
 
 /// Mark every descriptor from `first` up close-on-exec, so nothing the runtime

@@ -31,6 +31,8 @@
 //! caller sets it when `process.noNewPrivileges` asks, and must either have
 //! set it or still hold CAP_SYS_ADMIN when it calls `install`.
 
+#![cfg_attr(not(test), forbid(unsafe_code))]
+
 mod baseline;
 mod cache;
 mod profile;
@@ -38,7 +40,7 @@ mod profile;
 mod tests;
 
 use std::io::{IoSlice, Read, Seek};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use libseccomp::ScmpFilterContext;
@@ -47,10 +49,6 @@ use oci_spec::runtime::LinuxSeccomp;
 pub use baseline::{baseline_for, BASELINE};
 pub use cache::prepare_cached;
 pub use profile::check_json;
-
-/// The OCI runtime-spec version written in the container process state sent
-/// to a seccomp agent when the state object does not carry its own.
-pub const OCI_VERSION: &str = "1.2.1";
 
 /// The kernel's limit on the length of one classic-BPF program.
 const BPF_MAXINSNS: usize = 4096;
@@ -284,40 +282,26 @@ impl Prepared {
     pub fn install(self) -> Result<Option<OwnedFd>, SeccompError> {
         let mut notify_fd = None;
         for p in &self.filters {
-            let prog = libc::sock_fprog {
-                len: p.insns.len() as libc::c_ushort,
-                filter: p.insns.as_ptr() as *mut libc::sock_filter,
-            };
-            // SAFETY: prog points at p.insns, which outlives the call; the
-            // kernel copies the program.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_seccomp,
-                    libc::SECCOMP_SET_MODE_FILTER,
-                    p.flags,
-                    &prog as *const libc::sock_fprog,
-                )
-            };
-            if rc < 0 {
-                let errno = nix::errno::Errno::last();
-                return Err(SeccompError::Load {
-                    filter: p.name,
-                    message: load_error_message(errno, p.flags),
-                });
-            }
-            if p.flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 {
-                // SAFETY: with NEW_LISTENER the kernel returns a new fd that
-                // nothing else owns.
-                notify_fd = Some(unsafe { OwnedFd::from_raw_fd(rc as libc::c_int) });
-            } else if rc > 0 {
-                // TSYNC without TSYNC_ESRCH reports the thread that could not
-                // be synchronised as a positive return value.
-                return Err(SeccompError::Load {
-                    filter: p.name,
-                    message: format!(
-                        "SECCOMP_FILTER_FLAG_TSYNC: thread {rc} cannot be synchronised"
-                    ),
-                });
+            match husk_sys::seccomp::set_mode_filter(&p.insns, p.flags) {
+                Err(e) => {
+                    let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+                    return Err(SeccompError::Load {
+                        filter: p.name,
+                        message: load_error_message(errno, p.flags),
+                    });
+                }
+                Ok(husk_sys::seccomp::Loaded::Listener(fd)) => notify_fd = Some(fd),
+                Ok(husk_sys::seccomp::Loaded::Filter) => {}
+                Ok(husk_sys::seccomp::Loaded::TsyncFailed(tid)) => {
+                    // TSYNC without TSYNC_ESRCH reports the thread that could
+                    // not be synchronised as a positive return value.
+                    return Err(SeccompError::Load {
+                        filter: p.name,
+                        message: format!(
+                            "SECCOMP_FILTER_FLAG_TSYNC: thread {tid} cannot be synchronised"
+                        ),
+                    });
+                }
             }
         }
         Ok(notify_fd)
@@ -396,17 +380,7 @@ fn flag_names(flags: libc::c_ulong) -> String {
 /// flags before it reads the program, so EFAULT means "known flags" and
 /// EINVAL "unknown". Nothing is loaded either way.
 fn flags_supported(flags: libc::c_ulong) -> bool {
-    // SAFETY: a NULL program is never dereferenced by the kernel without a
-    // fault check; the call cannot succeed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            flags,
-            std::ptr::null::<libc::sock_fprog>(),
-        )
-    };
-    rc < 0 && nix::errno::Errno::last() == nix::errno::Errno::EFAULT
+    husk_sys::seccomp::flags_known(flags)
 }
 
 /// Apply the attributes every husk filter has: no NNP (the caller decides),
@@ -433,13 +407,12 @@ fn export(ctx: &ScmpFilterContext, field: &str) -> Result<Vec<libc::sock_filter>
         field: field.to_string(),
         message: format!("{what}: {e}"),
     };
-    // SAFETY: plain syscall with a valid NUL-terminated name.
-    let raw = unsafe { libc::memfd_create(c"husk-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
-    if raw < 0 {
-        return Err(io("memfd_create", std::io::Error::last_os_error()));
-    }
-    // SAFETY: raw is a new fd owned by nothing else.
-    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+    let fd = nix::sys::memfd::memfd_create(
+        c"husk-seccomp",
+        nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+    )
+    .map_err(|e| io("memfd_create", e.into()))?;
+    let mut file = std::fs::File::from(fd);
     ctx.export_bpf(&file)
         .map_err(|e| SeccompError::compile(field, "generate BPF", e))?;
     file.rewind().map_err(|e| io("rewind BPF", e))?;
@@ -495,10 +468,12 @@ pub fn send_to_listener(
         what,
         source,
     };
+    // The container process state carries the version of the state object
+    // it wraps; the caller's state always has one.
     let oci_version = state
         .get("ociVersion")
         .and_then(|v| v.as_str())
-        .unwrap_or(OCI_VERSION)
+        .unwrap_or_default()
         .to_string();
     let mut message = serde_json::json!({
         "ociVersion": oci_version,

@@ -27,7 +27,7 @@ pub fn load(bundle: &Path) -> Result<Spec> {
         // or flag: name the field rather than a line and column.
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
             if let Some(sc) = v.get("linux").and_then(|l| l.get("seccomp")) {
-                if let Err(se) = crate::seccomp::check_json(sc) {
+                if let Err(se) = husk_seccomp::check_json(sc) {
                     return Error::Spec(format!("{}: {se}", path.display()));
                 }
             }
@@ -131,7 +131,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
         // Which namespaces the container owns is settled in the sandbox;
         // here, only that each name is a namespaced one at all.
         for key in sysctl.keys() {
-            crate::boot::process::check_sysctl(key, true, true, true)?;
+            crate::sysctl::check_sysctl(key, true, true, true)?;
         }
     }
     pod_role(spec)?;

@@ -10,54 +10,35 @@ use std::path::Path;
 
 use super::{cstr, path_cstr};
 
-// Values from <linux/mount.h> and <linux/openat2.h>; they are kernel ABI.
-pub const OPEN_TREE_CLONE: u32 = 1;
-pub const OPEN_TREE_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
-pub const AT_RECURSIVE: u32 = 0x8000;
+// Kernel ABI values, from libc (which has them as the uapi headers' types;
+// the aliases below give them the widths the calls take).
+pub const OPEN_TREE_CLONE: u32 = libc::OPEN_TREE_CLONE;
+pub const OPEN_TREE_CLOEXEC: u32 = libc::OPEN_TREE_CLOEXEC;
+pub const AT_RECURSIVE: u32 = libc::AT_RECURSIVE as u32;
 
-pub const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
-pub const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+pub const MOUNT_ATTR_RDONLY: u64 = libc::MOUNT_ATTR_RDONLY;
+pub const MOUNT_ATTR_NOSUID: u64 = libc::MOUNT_ATTR_NOSUID;
+pub const MOUNT_ATTR_NODEV: u64 = libc::MOUNT_ATTR_NODEV;
+pub const MOUNT_ATTR_NOEXEC: u64 = libc::MOUNT_ATTR_NOEXEC;
+pub const MOUNT_ATTR__ATIME: u64 = libc::MOUNT_ATTR__ATIME;
+pub const MOUNT_ATTR_RELATIME: u64 = libc::MOUNT_ATTR_RELATIME;
+pub const MOUNT_ATTR_NOATIME: u64 = libc::MOUNT_ATTR_NOATIME;
+pub const MOUNT_ATTR_STRICTATIME: u64 = libc::MOUNT_ATTR_STRICTATIME;
+pub const MOUNT_ATTR_NODIRATIME: u64 = libc::MOUNT_ATTR_NODIRATIME;
+pub const MOUNT_ATTR_IDMAP: u64 = libc::MOUNT_ATTR_IDMAP;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = libc::MOUNT_ATTR_NOSYMFOLLOW;
 
-pub const FSOPEN_CLOEXEC: u32 = 1;
-pub const FSMOUNT_CLOEXEC: u32 = 1;
+pub const RESOLVE_NO_XDEV: u64 = libc::RESOLVE_NO_XDEV;
+pub const RESOLVE_NO_MAGICLINKS: u64 = libc::RESOLVE_NO_MAGICLINKS;
+pub const RESOLVE_NO_SYMLINKS: u64 = libc::RESOLVE_NO_SYMLINKS;
+pub const RESOLVE_BENEATH: u64 = libc::RESOLVE_BENEATH;
+pub const RESOLVE_IN_ROOT: u64 = libc::RESOLVE_IN_ROOT;
 
-const FSCONFIG_SET_FLAG: u32 = 0;
-const FSCONFIG_SET_STRING: u32 = 1;
-const FSCONFIG_CMD_CREATE: u32 = 6;
-
-pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
-pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
-pub const MOUNT_ATTR_NODEV: u64 = 0x4;
-pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
-pub const MOUNT_ATTR__ATIME: u64 = 0x70;
-pub const MOUNT_ATTR_RELATIME: u64 = 0x0;
-pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
-pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
-pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
-pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
-
-pub const RESOLVE_NO_XDEV: u64 = 0x01;
-pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-pub const RESOLVE_BENEATH: u64 = 0x08;
-pub const RESOLVE_IN_ROOT: u64 = 0x10;
-
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
+/// Propagation types for [`Attrs::propagation`] (MS_* values).
+pub const MS_UNBINDABLE: u64 = libc::MS_UNBINDABLE;
+pub const MS_PRIVATE: u64 = libc::MS_PRIVATE;
+pub const MS_SLAVE: u64 = libc::MS_SLAVE;
+pub const MS_SHARED: u64 = libc::MS_SHARED;
 
 fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
     if ret < 0 {
@@ -87,11 +68,11 @@ pub fn openat2(
     resolve: u64,
 ) -> io::Result<OwnedFd> {
     let p = path_cstr(path)?;
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: mode as u64,
-        resolve,
-    };
+    // SAFETY: open_how is plain integers; all-zero is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = mode as u64;
+    how.resolve = resolve;
     loop {
         // SAFETY: `p` is a valid C string and `how` a correctly sized open_how
         // that both outlive the call.
@@ -100,8 +81,8 @@ pub fn openat2(
                 libc::SYS_openat2,
                 dirfd(dir),
                 p.as_ptr(),
-                &how as *const OpenHow,
-                std::mem::size_of::<OpenHow>(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
             )
         };
         match owned(ret) {
@@ -133,7 +114,8 @@ impl FsContext {
     pub fn open(fstype: &str) -> io::Result<Self> {
         let t = cstr(fstype)?;
         // SAFETY: `t` is a valid C string that outlives the call.
-        let fd = owned(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), FSOPEN_CLOEXEC) })?;
+        let fd =
+            owned(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), libc::FSOPEN_CLOEXEC) })?;
         Ok(FsContext {
             fd,
             fstype: fstype.to_string(),
@@ -159,22 +141,26 @@ impl FsContext {
     }
 
     pub fn set_flag(&self, key: &str) -> io::Result<()> {
-        self.config(FSCONFIG_SET_FLAG, Some(&cstr(key)?), None)
+        self.config(libc::FSCONFIG_SET_FLAG, Some(&cstr(key)?), None)
     }
 
     pub fn set_string(&self, key: &str, value: &str) -> io::Result<()> {
-        self.config(FSCONFIG_SET_STRING, Some(&cstr(key)?), Some(&cstr(value)?))
+        self.config(
+            libc::FSCONFIG_SET_STRING,
+            Some(&cstr(key)?),
+            Some(&cstr(value)?),
+        )
     }
 
     /// Create the superblock and return a detached mount of it.
     pub fn mount(&self, attrs: u64) -> io::Result<OwnedFd> {
-        self.config(FSCONFIG_CMD_CREATE, None, None)?;
+        self.config(libc::FSCONFIG_CMD_CREATE, None, None)?;
         // SAFETY: plain integer arguments.
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_fsmount,
                 self.fd.as_raw_fd(),
-                FSMOUNT_CLOEXEC,
+                libc::FSMOUNT_CLOEXEC,
                 attrs as libc::c_uint,
             )
         };
@@ -200,12 +186,12 @@ impl FsContext {
         if msgs.is_empty() {
             io::Error::new(
                 err.kind(),
-                format!("{} ({})", crate::error::errno_text(&err), self.fstype),
+                format!("{} ({})", crate::errno_text(&err), self.fstype),
             )
         } else {
             io::Error::new(
                 err.kind(),
-                format!("{}: {}", crate::error::errno_text(&err), msgs.join("; ")),
+                format!("{}: {}", crate::errno_text(&err), msgs.join("; ")),
             )
         }
     }
@@ -224,7 +210,7 @@ pub fn move_mount_fd(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()>
             empty.as_ptr(),
             to.as_raw_fd(),
             empty.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
         )
     };
     check(ret).map(|_| ())
@@ -242,7 +228,7 @@ pub fn move_mount_to_path(from: BorrowedFd<'_>, to: &Path) -> io::Result<()> {
             empty.as_ptr(),
             libc::AT_FDCWD,
             p.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
         )
     };
     check(ret).map(|_| ())
@@ -265,7 +251,7 @@ impl Attrs {
 
 /// mount_setattr(2) on the mount `fd` refers to.
 pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, attrs: &Attrs) -> io::Result<()> {
-    let mut a = MountAttr {
+    let mut a = libc::mount_attr {
         attr_set: attrs.set,
         attr_clr: attrs.clear,
         propagation: attrs.propagation,
@@ -288,8 +274,8 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, attrs: &Attrs) -> io::
             fd.as_raw_fd(),
             empty.as_ptr(),
             flags,
-            &mut a as *mut MountAttr,
-            std::mem::size_of::<MountAttr>(),
+            &mut a as *mut libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
         )
     };
     check(ret).map(|_| ())

@@ -4,16 +4,13 @@
 
 use oci_spec::runtime::Mount;
 
-use crate::sys::mount::{
+use husk_sys::mount::{
     Attrs, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME, MOUNT_ATTR_NOEXEC,
     MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_RDONLY, MOUNT_ATTR_RELATIME,
     MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME,
 };
 
-pub const MS_UNBINDABLE: u64 = 1 << 17;
-pub const MS_PRIVATE: u64 = 1 << 18;
-pub const MS_SLAVE: u64 = 1 << 19;
-pub const MS_SHARED: u64 = 1 << 20;
+pub use husk_sys::mount::{MS_PRIVATE, MS_SHARED, MS_SLAVE, MS_UNBINDABLE};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MountOptions {

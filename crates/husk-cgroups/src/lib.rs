@@ -30,6 +30,8 @@
 //! changes that take microseconds (a frozen cgroup, a killed process leaving) are not
 //! rounded up to whole milliseconds.
 
+#![forbid(unsafe_code)]
+
 mod apply;
 mod devfilter;
 mod layout;

@@ -84,7 +84,7 @@ pub fn load_device_program(insns: &[Insn]) -> io::Result<OwnedFd> {
             e.kind(),
             format!(
                 "{}{}",
-                crate::error::errno_text(&e),
+                crate::errno_text(&e),
                 if last.is_empty() {
                     String::new()
                 } else {

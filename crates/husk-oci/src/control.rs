@@ -3,7 +3,7 @@
 //! messages over AF_UNIX stream sockets, with descriptors alongside
 //! (SCM_RIGHTS).
 
-pub mod wire;
+pub use crate::wire;
 
 use std::path::PathBuf;
 
@@ -17,15 +17,15 @@ pub struct CreateContainer {
     pub bundle: PathBuf,
     pub spec: Box<Spec>,
     /// Cgroup placement, decided by the container layer.
-    pub cgroup: crate::cgroups::CgroupPath,
+    pub cgroup: husk_cgroups::CgroupPath,
     /// Attached descriptors, by index into the message's descriptor list.
     pub fds: CreateFds,
     /// The container state JSON that hooks read on stdin, minus what boot
     /// fills in (pid, status).
-    pub hook_state: crate::container::state::OciState,
+    pub hook_state: crate::state::OciState,
     /// The compiled seccomp filters (spec profile and husk's baseline), for
     /// the init and every process exec'd into the container.
-    pub seccomp: Option<crate::seccomp::Prepared>,
+    pub seccomp: Option<husk_seccomp::Prepared>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -132,22 +132,4 @@ pub enum Response {
     Pids { pids: Vec<i32> },
     Stats { stats: Box<serde_json::Value> },
     Error { message: String },
-}
-
-/// The gofer's answer to boot: detached mounts for the rootfs and each bind
-/// mount of the spec, by index into the message's descriptor list.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "result")]
-pub enum GoferReply {
-    Mounts {
-        rootfs: usize,
-        /// (index into spec.mounts, descriptor index)
-        binds: Vec<(usize, usize)>,
-        /// (device path in the container, descriptor index): host device
-        /// nodes to bind when the container cannot mknod (user namespaces).
-        devices: Vec<(String, usize)>,
-    },
-    Error {
-        message: String,
-    },
 }
