@@ -518,15 +518,16 @@ fn husk_processes_posture() {
     ] {
         assert_eq!(bnd & (1 << bit), 0, "boot kept {cap}");
     }
-    // No directory of the host held open.
+    // No directory of the host held open: the only one is its own procfs.
     for ent in std::fs::read_dir(format!("/proc/{boot}/fd"))
         .unwrap()
         .flatten()
     {
-        let meta = std::fs::metadata(ent.path());
-        if let Ok(m) = meta {
-            assert!(
-                !m.is_dir(),
+        if std::fs::metadata(ent.path()).is_ok_and(|m| m.is_dir()) {
+            let fs = nix::sys::statfs::statfs(&ent.path()).unwrap();
+            assert_eq!(
+                fs.filesystem_type(),
+                nix::sys::statfs::PROC_SUPER_MAGIC,
                 "boot holds a directory open: {:?}",
                 std::fs::read_link(ent.path())
             );
@@ -536,6 +537,41 @@ fn husk_processes_posture() {
         std::fs::read_link(format!("/proc/{boot}/cwd")).unwrap(),
         std::path::Path::new("/")
     );
+    // boot lives inside the sandbox: its own mount namespace whose root
+    // holds nothing of the host, the container's network, IPC and UTS
+    // namespaces, a pid namespace that is not the host's, and the
+    // container's cgroups.
+    let mut root: Vec<String> = std::fs::read_dir(format!("/proc/{boot}/root"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    root.sort();
+    assert_eq!(root, ["proc", "sys"], "boot's root");
+    let init = env.state(&id)["pid"].as_i64().unwrap();
+    for ns in ["net", "ipc", "uts"] {
+        let b = std::fs::read_link(format!("/proc/{boot}/ns/{ns}")).unwrap();
+        assert_eq!(b, std::fs::read_link(format!("/proc/{init}/ns/{ns}")).unwrap());
+        assert_ne!(b, std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap());
+    }
+    for ns in ["pid", "mnt"] {
+        assert_ne!(
+            std::fs::read_link(format!("/proc/{boot}/ns/{ns}")).unwrap(),
+            std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap(),
+            "boot shares the host's {ns} namespace"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{boot}/cgroup")).unwrap(),
+        std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap()
+    );
+    // What boot sees as processes: the container's, none of the host's.
+    let seen: Vec<i64> = std::fs::read_dir(format!("/proc/{boot}/root/proc"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+        .collect();
+    assert_eq!(seen, [1], "boot sees processes other than the container's");
     env.ok(&["delete", "--force", &id]);
 
     // The gofer: started by hand on a socket that never sends a request,

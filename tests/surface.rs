@@ -233,7 +233,12 @@ fn exec_pid_file_waiter_exits_with_the_process_status() {
     assert_eq!(code, 7);
     // Foreground exec exits with the status too, signals as 128+n.
     let o = env.husk(&["exec", &id, "sh", "-c", "kill -9 $$"]);
-    assert_eq!(o.status.code(), Some(137));
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // Killing the waiter takes its process down with it.
     let pidfile = env.dir.join("w.pid");
     env.ok(&[

@@ -1,26 +1,37 @@
-//! A container's init: forked by boot into the container's new namespaces,
-//! it builds the root filesystem, reports Ready, waits for Start, and execs
-//! the user's program. Talks to boot over a socketpair (`Sync` messages);
-//! the socket is close-on-exec, so boot reads end-of-stream as "exec done".
+//! A container's init, and the child side of `husk exec`.
+//!
+//! The init is forked by boot into the container's new namespaces. It
+//! places itself in the container's cgroup and the namespaces it joins,
+//! builds the root filesystem from the mounts it is sent, and then does
+//! everything that can fail before the program runs — terminal, limits,
+//! seccomp (without no_new_privs), user, groups, capabilities, cwd, the
+//! executable's lookup — so that such failures fail `create`, as with
+//! runc. It then reports Ready and waits for Start; only seccomp with
+//! no_new_privs, the startContainer hooks and the execve itself are left.
+//!
+//! It talks to boot over a socketpair ([`Sync`] messages); the socket is
+//! close-on-exec, so boot reads end-of-stream after `Exec` as "exec done".
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Process, Spec};
 
-use crate::boot::namespaces::{self, NsPlan};
 use crate::boot::process::{self, CapPlan, ExecPlan};
 use crate::boot::rootfs::{self, RootfsContext};
 use crate::cgroups::CgroupPath;
 use crate::config::Config;
-use crate::control::wire;
+use crate::control::{wire, InitNamespaces, NsKind};
 use crate::error::{errno_text, Error, Result};
 use crate::seccomp::Prepared;
+use crate::sys::mount::{
+    mount_setattr, open_tree, Attrs, FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC,
+    MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, OPEN_TREE_CLONE,
+};
 use husk_oci::hooks::{self, Stage};
 use husk_oci::state::OciState;
-
 pub use husk_oci::sync::Sync;
 
 pub fn send(sock: &UnixStream, msg: &Sync) -> Result<()> {
@@ -51,28 +62,33 @@ fn expect(sock: &UnixStream, want: &str) -> Result<()> {
     }
 }
 
-/// Where the container's mounts come from.
-pub enum MountSource {
-    /// The gofer's socket; it answers with descriptors.
-    Gofer(OwnedFd),
-    /// `--file-access=direct`: boot resolved the host paths itself.
-    Prepared(husk_oci::gofer::PreparedMounts),
+fn sys(what: impl std::fmt::Display, e: impl Into<std::io::Error>) -> Error {
+    Error::Sandbox(format!("{what}: {}", errno_text(&e.into())))
 }
 
 pub struct InitArgs<'a> {
-    pub id: &'a str,
     pub cfg: &'a Config,
     pub spec: &'a Spec,
     pub cgroup: &'a CgroupPath,
-    pub ns: &'a NsPlan,
+    pub ns: &'a InitNamespaces,
+    /// Namespaces to join (not user or pid: boot handles those).
+    pub joins: Vec<(NsKind, OwnedFd)>,
+    /// The container's cgroup.procs files (empty: boot's cgroup is it).
+    pub cgroup_procs: Vec<OwnedFd>,
     pub hook_state: &'a OciState,
     pub sync: UnixStream,
     /// For containers whose stdio came over the control socket.
     pub stdio: Option<[OwnedFd; 3]>,
     pub console: Option<OwnedFd>,
-    pub mounts: MountSource,
+    /// The socket the mounts arrive on (gofer protocol).
+    pub mounts: OwnedFd,
+    /// A copy of the host's mount tree for createContainer hooks.
+    pub host_root: Option<OwnedFd>,
     pub preserved: Vec<OwnedFd>,
     pub seccomp: Option<Prepared>,
+    pub apparmor: bool,
+    /// Send boot a read-only mount of our procfs (the root container).
+    pub show_proc: bool,
 }
 
 /// The child side after fork. Never returns: it execs or exits.
@@ -80,9 +96,9 @@ pub fn child_main(args: InitArgs<'_>) -> ! {
     crate::sys::process::reset_signals();
     let terminal = args.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     if terminal {
-        // A terminal process gets the pty as stdio at start; until then it
-        // must not hold the caller's stdio, which clients (containerd's
-        // shim) read until end-of-file before they go on.
+        // A terminal process gets the pty as stdio; until then it must not
+        // hold the caller's stdio, which clients (containerd's shim) read
+        // until end-of-file before they go on.
         crate::sys::process::stdio_to_null();
     }
     let mut args = args;
@@ -96,9 +112,15 @@ pub fn child_main(args: InitArgs<'_>) -> ! {
 /// Keep the sync socket far above the descriptors the program gets (stdio,
 /// --preserve-fds); returns a second copy for reporting errors.
 fn relocate_sync(sock: &mut UnixStream) -> std::io::Result<UnixStream> {
-    let (high, reporter) = relocate_pair(sock)?;
-    *sock = high;
-    Ok(reporter)
+    let high = || -> std::io::Result<UnixStream> {
+        Ok(UnixStream::from(crate::sys::fd::dup_above(
+            sock.as_fd(),
+            1000,
+        )?))
+    };
+    let (a, b) = (high()?, high()?);
+    *sock = a;
+    Ok(b)
 }
 
 /// A child that did not exec: tell boot why, and exit.
@@ -118,87 +140,122 @@ fn report_and_exit(sync: &UnixStream, result: Result<Never>, code: i32) -> ! {
 
 enum Never {}
 
+/// Write "0" (ourselves) into each cgroup.procs.
+fn join_cgroup(procs: &[OwnedFd]) -> Result<()> {
+    for fd in procs {
+        nix::unistd::write(fd, b"0").map_err(|e| sys("join the container's cgroup", e))?;
+    }
+    Ok(())
+}
+
+/// A procfs of our own pid namespace, never attached anywhere: how the init
+/// reaches /proc/self before (and after) it has a /proc of its own.
+fn own_procfs() -> Result<OwnedFd> {
+    let fs = FsContext::open("proc").map_err(|e| sys("procfs", e))?;
+    fs.mount(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+        .map_err(|e| sys("procfs", e))
+}
+
 fn run(args: InitArgs<'_>) -> Result<Never> {
     let InitArgs {
-        id: _,
-        cfg,
+        cfg: _,
         spec,
         cgroup,
         ns,
+        joins,
+        cgroup_procs,
         hook_state,
         sync,
         stdio,
         console,
         mounts,
+        host_root,
         preserved,
         seccomp,
+        apparmor,
+        show_proc,
     } = args;
     // Die with the sandbox: a container never outlives its boot process.
     crate::sys::process::set_parent_death_signal(nix::sys::signal::Signal::SIGKILL)
-        .map_err(|e| Error::Sandbox(format!("set parent death signal: {e}")))?;
+        .map_err(|e| sys("set parent death signal", e))?;
     let process = spec
         .process()
         .as_ref()
         .ok_or_else(|| Error::Spec("process is required".into()))?;
-    expect(&sync, "Go")?;
+    join_cgroup(&cgroup_procs)?;
+    drop(cgroup_procs);
+    for (kind, fd) in &joins {
+        nix::sched::setns(fd.as_fd(), CloneFlags::from_bits_retain(kind.flag() as i32)).map_err(
+            |e| {
+                Error::Sandbox(format!(
+                    "join {} namespace (linux.namespaces): {}",
+                    kind.spec_name(),
+                    errno_text(&e.into())
+                ))
+            },
+        )?;
+    }
+    drop(joins);
+    if ns.creates(NsKind::Cgroup) {
+        // Rooted at the container's cgroup, which we are in now.
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| sys("create cgroup namespace", e))?;
+    }
+    let proc = own_procfs()?;
+    if ns.creates(NsKind::Time) {
+        nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+            .map_err(|e| sys("create time namespace", e))?;
+        write_time_offsets(spec, proc.as_fd())?;
+    }
+    if show_proc {
+        let tree = open_tree(Some(proc.as_fd()), Path::new(""), OPEN_TREE_CLONE)
+            .and_then(|t| {
+                mount_setattr(
+                    t.as_fd(),
+                    false,
+                    &Attrs {
+                        set: MOUNT_ATTR_RDONLY,
+                        ..Default::default()
+                    },
+                )
+                .map(|_| t)
+            })
+            .map_err(|e| sys("procfs for the sandbox", e))?;
+        wire::send(&sync, &Sync::ProcMount, &[tree.as_raw_fd()])
+            .map_err(|e| sys("send procfs to the sandbox", e))?;
+    }
     if let Some(aff) = process.exec_cpu_affinity() {
         process::apply_cpu_affinity(aff.initial().as_deref(), "process.execCPUAffinity.initial")?;
     }
-    // Through the host's /proc while it is still ours to trust.
-    process::set_oom_score_adj(process)?;
-
-    if ns.new_user {
-        // Become root of the new user namespace (boot wrote the maps).
-        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
-            .map_err(|e| Error::Sandbox(format!("setgid 0 in user namespace: {e}")))?;
-        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
-            .map_err(|e| Error::Sandbox(format!("setuid 0 in user namespace: {e}")))?;
-    }
-    for (flag, path) in &ns.joins {
-        namespaces::join(*flag, path)?;
-    }
-    if ns.new_cgroup {
-        // Rooted at the container's cgroup, which boot has moved us into.
-        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
-            .map_err(|e| Error::Sandbox(format!("create cgroup namespace: {e}")))?;
-    }
-    if ns.new_time {
-        nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
-            .map_err(|e| Error::Sandbox(format!("create time namespace: {e}")))?;
-        write_time_offsets(spec)?;
-    }
-    if ns.set_uts_names {
+    process::set_oom_score_adj(process, proc.as_fd())?;
+    if ns.owns(NsKind::Uts) {
         if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
             nix::unistd::sethostname(h)
                 .map_err(|e| Error::Sandbox(format!("set hostname {h:?}: {e}")))?;
         }
         if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-            set_domainname(d)?;
+            crate::sys::set_domainname(d).map_err(|e| {
+                Error::Sandbox(format!("set domainname {d:?}: {}", errno_text(&e)))
+            })?;
         }
     }
-    let has = |f: CloneFlags| {
-        ns.clone_flags & f.bits() as u64 != 0 || ns.joins.iter().any(|(j, _)| *j == f)
-    };
     process::apply_sysctls(
         spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()),
-        has(CloneFlags::CLONE_NEWIPC),
-        has(CloneFlags::CLONE_NEWNET),
-        has(CloneFlags::CLONE_NEWUTS),
+        ns.owns(NsKind::Ipc),
+        ns.owns(NsKind::Net),
+        ns.owns(NsKind::Uts),
+        proc.as_fd(),
     )?;
-    if ns.new_net {
-        crate::sys::loopback_up()
-            .map_err(|e| Error::Sandbox(format!("bring up loopback: {}", errno_text(&e))))?;
+    if ns.fresh.contains(&NsKind::Net) {
+        crate::sys::loopback_up().map_err(|e| sys("bring up loopback", e))?;
     }
 
-    let prepared = match mounts {
-        MountSource::Gofer(sock) => husk_oci::gofer::receive(&sock)?,
-        MountSource::Prepared(p) => p,
-    };
+    let prepared = husk_oci::gofer::receive(&mounts)?;
+    drop(mounts);
     let ctx = RootfsContext {
         spec,
         cgroup,
-        cgroupns: ns.new_cgroup,
-        bind_devices: ns.new_user,
+        bind_devices: ns.fresh.contains(&NsKind::User),
     };
     let root = rootfs::build(&ctx, prepared)?;
 
@@ -210,10 +267,13 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
     let mut state = hook_state.clone();
     state.pid = nix::unistd::getpid().as_raw();
     state.status = "creating".into();
-    hooks::run(hooks, Stage::CreateContainer, &state)?;
+    if hooks::has(hooks, Stage::CreateContainer) {
+        in_host_root(host_root.as_ref(), || {
+            hooks::run(hooks, Stage::CreateContainer, &state)
+        })?;
+    }
+    drop(host_root);
 
-    // Host facts are read before the container's root replaces the host's.
-    let apparmor = crate::spec::apparmor_enabled();
     rootfs::pivot(&root)?;
     rootfs::finish(spec, &root)?;
     drop(root);
@@ -224,97 +284,140 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
         None
     };
     drop(console);
-    let caps_plan = CapPlan::from_spec(process.capabilities().as_ref())?;
-    let plan = ExecPlan::new(process)?;
-    // At create, as runc does: a limit the host forbids fails create.
-    process::apply_rlimits(process)?;
+    let personality = spec.linux().as_ref().and_then(|l| l.personality().as_ref());
+    let tail = prepare_process(ProcessSetup {
+        process,
+        stdio,
+        terminal,
+        preserved,
+        sync: &sync,
+        seccomp,
+        personality,
+        apparmor: apparmor.then_some(proc.as_fd()),
+    })?;
 
     send(&sync, &Sync::Ready)?;
     expect(&sync, "Start")?;
 
+    let tail = tail.seccomp_if_nnp(&sync)?;
+    // As they run in the container: under its user, capabilities and full
+    // seccomp filter.
+    state.status = "created".into();
     hooks::run(hooks, Stage::StartContainer, &state)?;
-    finish_and_exec(
-        cfg,
-        process,
-        &plan,
-        &caps_plan,
-        stdio,
-        terminal,
-        preserved,
-        &sync,
-        seccomp,
-        spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
-        apparmor,
-    )
+    drop(proc);
+    tail.exec(process, &sync)
 }
 
-/// The shared tail of init and exec: stdio, session, limits, identity,
-/// seccomp, exec.
-#[allow(clippy::too_many_arguments)]
-fn finish_and_exec(
-    cfg: &Config,
-    process: &oci_spec::runtime::Process,
-    plan: &ExecPlan,
-    caps_plan: &CapPlan,
+/// Run `f` with the copy of the host's mount tree as our root (in our own
+/// mount namespace), then come back: createContainer hooks are found and
+/// run in the runtime's filesystem, inside the container's namespaces.
+fn in_host_root<T>(host_root: Option<&OwnedFd>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let host_root = host_root
+        .ok_or_else(|| Error::Sandbox("createContainer hooks: no host filesystem was passed".into()))?;
+    let ours = crate::sys::fd::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(|e| sys("open /", e))?;
+    let enter = |fd: &OwnedFd| -> Result<()> {
+        nix::unistd::fchdir(fd.as_raw_fd()).map_err(|e| sys("chdir", e))?;
+        nix::unistd::chroot(".").map_err(|e| sys("chroot", e))
+    };
+    enter(host_root)?;
+    let r = f();
+    enter(&ours)?;
+    r
+}
+
+/// What the shared tail of init and exec needs.
+struct ProcessSetup<'a> {
+    process: &'a Process,
     stdio: Option<[OwnedFd; 3]>,
     terminal: Option<OwnedFd>,
     preserved: Vec<OwnedFd>,
-    sync: &UnixStream,
+    sync: &'a UnixStream,
     seccomp: Option<Prepared>,
-    personality: Option<&oci_spec::runtime::LinuxPersonality>,
-    apparmor: bool,
-) -> Result<Never> {
-    let _ = cfg;
-    nix::unistd::setsid().map_err(|e| Error::Sandbox(format!("setsid: {e}")))?;
+    personality: Option<&'a oci_spec::runtime::LinuxPersonality>,
+    /// The host has AppArmor: the procfs to set the exec profile through.
+    apparmor: Option<std::os::fd::BorrowedFd<'a>>,
+}
+
+/// A process ready to exec: everything that can fail is done, but seccomp
+/// when no_new_privs is set (then it goes in as late as possible, so the
+/// fewest calls happen under it).
+struct Prepared2 {
+    plan: ExecPlan,
+    seccomp: Option<Prepared>,
+}
+
+/// The steps of a container process that can fail, in the order that works:
+/// stdio and terminal, descriptors, limits, scheduling, seccomp (without
+/// no_new_privs it needs CAP_SYS_ADMIN, so before the capabilities go),
+/// identity, no_new_privs, cwd and the executable.
+fn prepare_process(s: ProcessSetup<'_>) -> Result<Prepared2> {
+    let ProcessSetup {
+        process,
+        stdio,
+        terminal,
+        preserved,
+        sync,
+        seccomp,
+        personality,
+        apparmor,
+    } = s;
+    nix::unistd::setsid().map_err(|e| sys("setsid", e))?;
     if let Some(tty) = terminal {
         crate::sys::tty::set_controlling_terminal(tty.as_fd())
-            .map_err(|e| Error::Sandbox(format!("set controlling terminal: {e}")))?;
+            .map_err(|e| sys("set controlling terminal", e))?;
         for target in 0..3 {
-            nix::unistd::dup2(tty.as_raw_fd(), target)
-                .map_err(|e| Error::Sandbox(format!("dup2 terminal: {e}")))?;
+            nix::unistd::dup2(tty.as_raw_fd(), target).map_err(|e| sys("dup2 terminal", e))?;
         }
     } else if let Some(fds) = stdio {
         install_stdio(fds, 3 + preserved.len() as RawFd)?;
     }
     let preserve = process::place_preserved_fds(preserved)?;
-    crate::sys::process::cloexec_from(3 + preserve)
-        .map_err(|e| Error::Sandbox(format!("close descriptors: {e}")))?;
-
+    crate::sys::process::cloexec_from(3 + preserve).map_err(|e| sys("close descriptors", e))?;
+    let caps_plan = CapPlan::from_spec(process.capabilities().as_ref())?;
     process::apply_rlimits(process)?;
     process::apply_io_priority(process)?;
     process::apply_scheduler(process)?;
     process::apply_personality(personality)?;
-    process::apply_apparmor(process, apparmor)?;
-    // Without no_new_privs, loading a filter takes CAP_SYS_ADMIN, so it
-    // goes in before the capabilities are dropped; otherwise as late as
-    // possible, so the fewest calls happen under it.
-    // Last steps from here: tell boot, so that the socket closing next
-    // means the exec happened (not that we died on the way).
-    send(sync, &Sync::Exec)?;
+    if let Some(proc) = apparmor {
+        process::apply_apparmor(process, true, proc)?;
+    }
     let nnp = process.no_new_privileges() == Some(true);
     let mut seccomp = seccomp;
     if !nnp {
         install_seccomp(seccomp.take(), sync)?;
     }
-    process::set_identity(process, caps_plan)?;
+    process::set_identity(process, &caps_plan)?;
     process::set_no_new_privs(process)?;
-    install_seccomp(seccomp.take(), sync)?;
     // Credential changes clear the parent-death signal; set it again.
     crate::sys::process::set_parent_death_signal(nix::sys::signal::Signal::SIGKILL)
-        .map_err(|e| Error::Sandbox(format!("set parent death signal: {e}")))?;
-    if let Some(aff) = process.exec_cpu_affinity() {
-        process::apply_cpu_affinity(
-            aff.cpu_affinity_final().as_deref(),
-            "process.execCPUAffinity.final",
-        )?;
+        .map_err(|e| sys("set parent death signal", e))?;
+    // chdir to the cwd and find the executable, as the container's user.
+    let plan = ExecPlan::new(process)?;
+    Ok(Prepared2 { plan, seccomp })
+}
+
+impl Prepared2 {
+    fn seccomp_if_nnp(mut self, sync: &UnixStream) -> Result<Self> {
+        install_seccomp(self.seccomp.take(), sync)?;
+        Ok(self)
     }
-    let _ = nix::unistd::chdir(&plan.cwd);
-    Err(plan.exec())
+
+    /// The last steps: tell boot the exec is next, and exec.
+    fn exec(self, process: &Process, sync: &UnixStream) -> Result<Never> {
+        if let Some(aff) = process.exec_cpu_affinity() {
+            process::apply_cpu_affinity(
+                aff.cpu_affinity_final().as_deref(),
+                "process.execCPUAffinity.final",
+            )?;
+        }
+        send(sync, &Sync::Exec)?;
+        Err(self.plan.exec())
+    }
 }
 
 /// Load the seccomp filters; a user-notification descriptor goes to boot,
-/// which hands it to the spec's listener (a host path this process cannot
-/// reach from inside the container).
+/// which hands it on to the host side (the spec's listener is a host path).
 fn install_seccomp(plan: Option<Prepared>, sync: &UnixStream) -> Result<()> {
     let Some(plan) = plan else { return Ok(()) };
     if plan.is_empty() {
@@ -331,34 +434,19 @@ fn install_seccomp(plan: Option<Prepared>, sync: &UnixStream) -> Result<()> {
     Ok(())
 }
 
-/// Two copies of the sync socket at descriptors >= 1000.
-fn relocate_pair(sock: &UnixStream) -> std::io::Result<(UnixStream, UnixStream)> {
-    let high = || -> std::io::Result<UnixStream> {
-        Ok(UnixStream::from(crate::sys::fd::dup_above(
-            sock.as_fd(),
-            1000,
-        )?))
-    };
-    Ok((high()?, high()?))
-}
-
 /// Put the three descriptors at 0, 1, 2. `above` is where the temporary
 /// copies may go without landing on a descriptor still to be placed (and
 /// under a low RLIMIT_NOFILE).
 pub fn install_stdio(fds: [OwnedFd; 3], above: RawFd) -> Result<()> {
     // Move them up first so that dup2 onto 0..2 never closes one we still
     // need.
-    let mut high: Vec<RawFd> = Vec::with_capacity(3);
+    let mut high = Vec::with_capacity(3);
     for fd in &fds {
-        high.push(
-            nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(above))
-                .map_err(|e| Error::Sandbox(format!("stdio: {e}")))?,
-        );
+        high.push(crate::sys::fd::dup_above(fd.as_fd(), above).map_err(|e| sys("stdio", e))?);
     }
     drop(fds);
     for (target, h) in high.into_iter().enumerate() {
-        nix::unistd::dup2(h, target as RawFd).map_err(|e| Error::Sandbox(format!("stdio: {e}")))?;
-        let _ = nix::unistd::close(h);
+        nix::unistd::dup2(h.as_raw_fd(), target as RawFd).map_err(|e| sys("stdio", e))?;
     }
     Ok(())
 }
@@ -366,16 +454,13 @@ pub fn install_stdio(fds: [OwnedFd; 3], above: RawFd) -> Result<()> {
 /// Allocate a pty in the container's devpts, send its master to the console
 /// socket (as runc does: the slave's name as data, the master as
 /// SCM_RIGHTS), and return the slave.
-pub fn open_console(
-    process: &oci_spec::runtime::Process,
-    socket: Option<&OwnedFd>,
-) -> Result<OwnedFd> {
+pub fn open_console(process: &Process, socket: Option<&OwnedFd>) -> Result<OwnedFd> {
     use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
     let socket = socket.ok_or_else(|| {
         Error::Spec("process.terminal is true but no --console-socket was given".into())
     })?;
     let master = posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY)
-        .map_err(|e| Error::Sandbox(format!("open /dev/ptmx: {}", errno_text(&e.into()))))?;
+        .map_err(|e| sys("open /dev/ptmx", e))?;
     grantpt(&master).map_err(|e| Error::Sandbox(format!("grantpt: {e}")))?;
     unlockpt(&master).map_err(|e| Error::Sandbox(format!("unlockpt: {e}")))?;
     let name = ptsname_r(&master).map_err(|e| Error::Sandbox(format!("ptsname: {e}")))?;
@@ -384,7 +469,7 @@ pub fn open_console(
         libc::O_RDWR | libc::O_NOCTTY,
         0,
     )
-    .map_err(|e| Error::Sandbox(format!("open {name}: {}", errno_text(&e))))?;
+    .map_err(|e| sys(format!("open {name}"), e))?;
     if let Some(size) = process.console_size() {
         let _ = crate::sys::tty::set_window_size(
             master.as_fd(),
@@ -393,11 +478,11 @@ pub fn open_console(
         );
     }
     crate::sys::fdpass::send_with_fds(socket.as_fd(), name.as_bytes(), &[master.as_raw_fd()])
-        .map_err(|e| Error::Sandbox(format!("send pty to console socket: {}", errno_text(&e))))?;
+        .map_err(|e| sys("send pty to console socket", e))?;
     Ok(slave)
 }
 
-fn write_time_offsets(spec: &Spec) -> Result<()> {
+fn write_time_offsets(spec: &Spec, proc: std::os::fd::BorrowedFd<'_>) -> Result<()> {
     let Some(offsets) = spec
         .linux()
         .as_ref()
@@ -413,34 +498,29 @@ fn write_time_offsets(spec: &Spec) -> Result<()> {
             off.nanosecs().unwrap_or(0)
         ));
     }
-    std::fs::write("/proc/self/timens_offsets", text)
+    crate::sys::proc_write_at(proc, "self/timens_offsets", text.as_bytes())
         .map_err(|e| Error::Sandbox(format!("linux.timeOffsets: {}", errno_text(&e))))
-}
-
-fn set_domainname(name: &str) -> Result<()> {
-    crate::sys::set_domainname(name)
-        .map_err(|e| Error::Sandbox(format!("set domainname {name:?}: {}", errno_text(&e))))
 }
 
 /// Exec'd processes (husk exec) share the tail of init.
 pub struct ExecArgs<'a> {
     pub cfg: &'a Config,
-    pub process: &'a oci_spec::runtime::Process,
-    pub init_pid: i32,
+    pub process: &'a Process,
     pub sync: UnixStream,
     pub stdio: [OwnedFd; 3],
     pub console: Option<OwnedFd>,
     pub preserved: Vec<OwnedFd>,
-    pub cgroup: &'a CgroupPath,
+    /// The cgroup.procs files to join (none: boot's cgroup is the
+    /// container's).
+    pub cgroup_procs: Vec<OwnedFd>,
     /// The container's init, whose namespaces are entered through it in
     /// one setns(2): it fails if the init is gone.
     pub init_fd: OwnedFd,
-    /// Which of its namespaces differ from boot's.
-    pub ns_flags: CloneFlags,
-    /// The host has AppArmor (decided by boot, outside the container).
-    pub apparmor: bool,
+    /// Which of its namespaces to enter (CLONE_NEW* flags).
+    pub enter: u64,
     pub seccomp: Option<Prepared>,
     pub personality: Option<oci_spec::runtime::LinuxPersonality>,
+    pub apparmor: bool,
 }
 
 /// The child side of `husk exec` after fork: enter the container, exec.
@@ -456,42 +536,50 @@ pub fn exec_child_main(args: ExecArgs<'_>) -> ! {
 
 fn exec_run(args: ExecArgs<'_>) -> Result<Never> {
     crate::sys::process::set_parent_death_signal(nix::sys::signal::Signal::SIGKILL)
-        .map_err(|e| Error::Sandbox(format!("set parent death signal: {e}")))?;
-    // Through the host's /proc, before entering the container's mounts.
-    process::set_oom_score_adj(args.process)?;
-    // Join the container's cgroup before its cgroup namespace hides it.
-    args.cgroup
-        .add_pid(nix::unistd::getpid().as_raw())
-        .map_err(|e| Error::Sandbox(e.to_string()))?;
-    if !args.ns_flags.is_empty() {
-        nix::sched::setns(args.init_fd.as_fd(), args.ns_flags).map_err(|e| {
-            Error::Sandbox(format!(
-                "enter namespaces of container (pid {}): {}",
-                args.init_pid,
-                errno_text(&e.into())
-            ))
-        })?;
+        .map_err(|e| sys("set parent death signal", e))?;
+    join_cgroup(&args.cgroup_procs)?;
+    if args.enter != 0 {
+        nix::sched::setns(
+            args.init_fd.as_fd(),
+            CloneFlags::from_bits_retain(args.enter as i32),
+        )
+        .map_err(|e| sys("enter the container's namespaces", e))?;
     }
     drop(args.init_fd);
+    // A procfs of the container's pid namespace, only when a step needs
+    // one (the container's own /proc is the container's to arrange).
+    let needs_proc = args.process.oom_score_adj().is_some()
+        || (args.apparmor
+            && args
+                .process
+                .apparmor_profile()
+                .as_deref()
+                .is_some_and(|p| !p.is_empty()));
+    let proc = if needs_proc {
+        Some(own_procfs()?)
+    } else {
+        None
+    };
+    if let Some(proc) = &proc {
+        process::set_oom_score_adj(args.process, proc.as_fd())?;
+    }
     let terminal = if args.process.terminal() == Some(true) {
         Some(open_console(args.process, args.console.as_ref())?)
     } else {
         None
     };
     drop(args.console);
-    let caps_plan = CapPlan::from_spec(args.process.capabilities().as_ref())?;
-    let plan = ExecPlan::new(args.process)?;
-    finish_and_exec(
-        args.cfg,
-        args.process,
-        &plan,
-        &caps_plan,
-        Some(args.stdio),
+    let tail = prepare_process(ProcessSetup {
+        process: args.process,
+        stdio: Some(args.stdio),
         terminal,
-        args.preserved,
-        &args.sync,
-        args.seccomp,
-        args.personality.as_ref(),
-        args.apparmor,
-    )
+        preserved: args.preserved,
+        sync: &args.sync,
+        seccomp: args.seccomp,
+        personality: args.personality.as_ref(),
+        apparmor: proc.as_ref().filter(|_| args.apparmor).map(|p| p.as_fd()),
+    })?;
+    let tail = tail.seccomp_if_nnp(&args.sync)?;
+    let _ = args.cfg;
+    tail.exec(args.process, &args.sync)
 }

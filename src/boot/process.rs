@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -272,9 +272,9 @@ pub fn set_identity(process: &Process, caps_plan: &CapPlan) -> Result<()> {
     Ok(())
 }
 
-pub fn set_oom_score_adj(process: &Process) -> Result<()> {
+pub fn set_oom_score_adj(process: &Process, proc: std::os::fd::BorrowedFd<'_>) -> Result<()> {
     if let Some(adj) = process.oom_score_adj() {
-        crate::sys::proc_write("/proc/self/oom_score_adj", adj.to_string().as_bytes())
+        crate::sys::proc_write_at(proc, "self/oom_score_adj", adj.to_string().as_bytes())
             .map_err(|e| sys(format!("process.oomScoreAdj {adj}"), e))?;
     }
     Ok(())
@@ -334,14 +334,11 @@ pub fn place_preserved_fds(fds: Vec<OwnedFd>) -> Result<u32> {
     // we still need.
     let mut high = Vec::with_capacity(fds.len());
     for fd in fds {
-        let h = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1000))
-            .map_err(|e| sys("preserve fds", e))?;
-        high.push(h);
+        high.push(crate::sys::fd::dup_above(fd.as_fd(), 1000).map_err(|e| sys("preserve fds", e))?);
     }
     for (i, h) in high.into_iter().enumerate() {
         let target = 3 + i as i32;
-        nix::unistd::dup2(h, target).map_err(|e| sys("preserve fds", e))?;
-        let _ = nix::unistd::close(h);
+        nix::unistd::dup2(h.as_raw_fd(), target).map_err(|e| sys("preserve fds", e))?;
     }
     Ok(n)
 }
@@ -454,7 +451,11 @@ pub fn apply_cpu_affinity(list: Option<&str>, field: &str) -> Result<()> {
 /// The AppArmor profile for the program, as an exec transition. Written
 /// only to a file that really is on procfs (a container could have put
 /// something else at that path).
-pub fn apply_apparmor(process: &Process, host_has_apparmor: bool) -> Result<()> {
+pub fn apply_apparmor(
+    process: &Process,
+    host_has_apparmor: bool,
+    proc: std::os::fd::BorrowedFd<'_>,
+) -> Result<()> {
     let Some(profile) = process
         .apparmor_profile()
         .as_deref()
@@ -466,12 +467,9 @@ pub fn apply_apparmor(process: &Process, host_has_apparmor: bool) -> Result<()> 
         // Warned about at create.
         return Ok(());
     }
-    let attr = if std::path::Path::new("/proc/self/attr/apparmor/exec").exists() {
-        "/proc/self/attr/apparmor/exec"
-    } else {
-        "/proc/self/attr/exec"
-    };
-    crate::sys::proc_write(attr, format!("exec {profile}").as_bytes())
+    let data = format!("exec {profile}");
+    crate::sys::proc_write_at(proc, "self/attr/apparmor/exec", data.as_bytes())
+        .or_else(|_| crate::sys::proc_write_at(proc, "self/attr/exec", data.as_bytes()))
         .map_err(|e| sys(format!("process.apparmorProfile {profile:?}"), e))
 }
 
@@ -482,6 +480,7 @@ pub fn apply_sysctls(
     own_ipc: bool,
     own_net: bool,
     own_uts: bool,
+    proc: std::os::fd::BorrowedFd<'_>,
 ) -> Result<()> {
     let Some(map) = sysctl else { return Ok(()) };
     let mut keys: Vec<&String> = map.keys().collect();
@@ -491,8 +490,8 @@ pub fn apply_sysctls(
         if key.contains("..") || key.starts_with('.') {
             return Err(Error::Spec(format!("linux.sysctl {key:?}: invalid name")));
         }
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        crate::sys::proc_write(&path, map[key].as_bytes())
+        let path = format!("sys/{}", key.replace('.', "/"));
+        crate::sys::proc_write_at(proc, &path, map[key].as_bytes())
             .map_err(|e| sys(format!("linux.sysctl {key:?}={:?}", map[key]), e))?;
     }
     Ok(())

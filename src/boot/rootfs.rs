@@ -25,52 +25,14 @@ use crate::sys::mount::{
 };
 use husk_oci::gofer::PreparedMounts;
 
-pub struct DefaultDevice {
-    pub name: &'static str,
-    pub major: u64,
-    pub minor: u64,
-}
-
-/// The devices every container gets (runtime spec, "Default Devices").
-pub const DEFAULT_DEVICES: &[DefaultDevice] = &[
-    DefaultDevice {
-        name: "null",
-        major: 1,
-        minor: 3,
-    },
-    DefaultDevice {
-        name: "zero",
-        major: 1,
-        minor: 5,
-    },
-    DefaultDevice {
-        name: "full",
-        major: 1,
-        minor: 7,
-    },
-    DefaultDevice {
-        name: "random",
-        major: 1,
-        minor: 8,
-    },
-    DefaultDevice {
-        name: "urandom",
-        major: 1,
-        minor: 9,
-    },
-    DefaultDevice {
-        name: "tty",
-        major: 5,
-        minor: 0,
-    },
-];
+pub use husk_oci::devices::DEFAULT_DEVICES;
 
 /// What the rootfs builder needs besides the spec.
 pub struct RootfsContext<'a> {
     pub spec: &'a Spec,
+    /// Which cgroup hierarchies to show (every container has its own cgroup
+    /// namespace, rooted at its cgroup, so they are mounted fresh).
     pub cgroup: &'a CgroupPath,
-    /// The container has its own cgroup namespace (mount fresh cgroupfs).
-    pub cgroupns: bool,
     /// Device nodes must be bind mounted (user namespace: no mknod).
     pub bind_devices: bool,
 }
@@ -240,16 +202,9 @@ fn is_dir(fd: BorrowedFd<'_>) -> io::Result<bool> {
 /// Attach the rootfs over "/" of the new mount namespace and mount every
 /// spec mount into it. Returns the rootfs mount (still to be pivoted into).
 pub fn build(ctx: &RootfsContext<'_>, mut prepared: PreparedMounts) -> Result<OwnedFd> {
-    // Nothing we do below may propagate back to the host.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_SLAVE,
-        None::<&str>,
-    )
-    .map_err(|e| err("make / a slave mount", e.into()))?;
-
+    // Our mount namespace is a copy of boot's, which is private and holds
+    // no host path; the rootfs arrives a slave of its source (the gofer made
+    // it so), so nothing mounted on it reaches the host.
     move_mount_to_path(prepared.rootfs.as_fd(), Path::new("/"))
         .map_err(|e| err("attach rootfs", e))?;
     let root = prepared.rootfs;
@@ -370,9 +325,8 @@ fn mount_fs(root: BorrowedFd<'_>, m: &Mount, typ: &str, opts: &MountOptions) -> 
     Ok(())
 }
 
-/// The container's view of its cgroups: with a cgroup namespace, fresh
-/// cgroupfs mounts (rooted at the container's cgroup); without one, bind
-/// mounts of the container's own cgroup directories.
+/// The container's view of its cgroups: fresh cgroupfs mounts, which its
+/// cgroup namespace roots at its own cgroup.
 fn mount_cgroup(
     ctx: &RootfsContext<'_>,
     root: BorrowedFd<'_>,
@@ -391,12 +345,8 @@ fn mount_cgroup(
             "cgroup2"
         };
         let target = mkdir_all(root, dest, 0o755).map_err(|e| err(what(), e))?;
-        let mnt = if ctx.cgroupns {
-            let fs = FsContext::open(typ).map_err(|e| err(what(), e))?;
-            fs.mount(attrs).map_err(|e| err(what(), e))?
-        } else {
-            bind_host_dir(&ctx.cgroup.dirs[0].path, attrs).map_err(|e| err(what(), e))?
-        };
+        let fs = FsContext::open(typ).map_err(|e| err(what(), e))?;
+        let mnt = fs.mount(attrs).map_err(|e| err(what(), e))?;
         move_mount_fd(mnt.as_fd(), target.as_fd()).map_err(|e| err(what(), e))?;
         return Ok(());
     }
@@ -422,24 +372,20 @@ fn mount_cgroup(
         };
         let sub = dest.join(&name);
         let subfd = mkdir_all(root, &sub, 0o755).map_err(|e| err(sub.display(), e))?;
-        let mnt = if ctx.cgroupns {
-            let fs = FsContext::open(if d.v2 { "cgroup2" } else { "cgroup" })
-                .map_err(|e| err(sub.display(), e))?;
-            if !d.v2 {
-                for c in &d.controllers {
-                    match c.strip_prefix("name=") {
-                        Some(n) => fs.set_string("name", n),
-                        None => fs.set_flag(c),
-                    }
-                    .map_err(|e| err(format!("{}: {c}", sub.display()), e))?;
+        let fs = FsContext::open(if d.v2 { "cgroup2" } else { "cgroup" })
+            .map_err(|e| err(sub.display(), e))?;
+        if !d.v2 {
+            for c in &d.controllers {
+                match c.strip_prefix("name=") {
+                    Some(n) => fs.set_string("name", n),
+                    None => fs.set_flag(c),
                 }
+                .map_err(|e| err(format!("{}: {c}", sub.display()), e))?;
             }
-            fs.mount(attrs | if ro { MOUNT_ATTR_RDONLY } else { 0 })
-                .map_err(|e| err(sub.display(), e))?
-        } else {
-            bind_host_dir(&d.path, attrs | if ro { MOUNT_ATTR_RDONLY } else { 0 })
-                .map_err(|e| err(sub.display(), e))?
-        };
+        }
+        let mnt = fs
+            .mount(attrs | if ro { MOUNT_ATTR_RDONLY } else { 0 })
+            .map_err(|e| err(sub.display(), e))?;
         move_mount_fd(mnt.as_fd(), subfd.as_fd()).map_err(|e| err(sub.display(), e))?;
         // Co-mounted controllers ("cpu,cpuacct") are also reachable by
         // each name, as on the host.
@@ -459,23 +405,6 @@ fn mount_cgroup(
         mount_setattr(tmpmnt.as_fd(), false, &a).map_err(|e| err(what(), e))?;
     }
     Ok(())
-}
-
-/// A bind of one of the container's own cgroup directories (a path husk
-/// chose, under the host's cgroupfs; not container-controlled).
-fn bind_host_dir(path: &Path, attrs: u64) -> io::Result<OwnedFd> {
-    let fd = open_tree(None, path, OPEN_TREE_CLONE)?;
-    if attrs != 0 {
-        mount_setattr(
-            fd.as_fd(),
-            false,
-            &Attrs {
-                set: attrs,
-                ..Default::default()
-            },
-        )?;
-    }
-    Ok(fd)
 }
 
 fn create_devices(

@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::container::state::write_file_atomic;
 use crate::container::{Console, Container, ExecOptions};
 use crate::sandbox::waiter;
-use crate::sys::process::{pidfd_open, pidfd_send_signal};
+use crate::sys::process::pidfd_send_signal;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -215,32 +215,34 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     };
     let mask = waiter::forward_mask();
     mask.thread_block().context("block signals")?;
-    let (proc_ref, sandbox) = c
+    let sub_cgroup = match &a.cgroup {
+        Some(sub) => Some(sub_cgroup(&c.state.cgroup, sub).with_context(ctx)?),
+        None => None,
+    };
+    let execed = c
         .exec(ExecOptions {
             process,
             console,
             preserve_fds: a.preserve_fds,
+            ignore_paused: a.ignore_paused,
+            sub_cgroup,
         })
         .with_context(ctx)?;
     // Other husk commands may lock the container while this one waits.
     drop(c);
-    let pidfd = pidfd_open(Pid::from_raw(proc_ref.pid)).ok();
-    let forward = |sig: Signal| {
-        if let Some(fd) = pidfd.as_ref() {
-            let _ = pidfd_send_signal(fd.as_fd(), sig as i32);
-        }
-    };
 
     if a.detach {
-        let conn = sandbox
-            .wait_pid_conn(proc_ref.pid, true)
-            .with_context(ctx)?;
-        let waiter = waiter::spawn(conn, Pid::from_raw(proc_ref.pid)).with_context(ctx)?;
+        let pid = execed.pid;
+        let stand_in = match execed.stand_in() {
+            Ok(p) => p,
+            Err(e) => return Err(e).with_context(ctx),
+        };
+        tracing::debug!("exec {}: process {pid}, stand-in {stand_in}", a.id);
         if let Some(pf) = &a.pid_file {
-            if let Err(e) = write_file_atomic(pf, waiter.to_string().as_bytes()) {
+            if let Err(e) = write_file_atomic(pf, stand_in.to_string().as_bytes()) {
                 // Nobody could wait for it: take the process down (boot
-                // kills what a dead waiter stood for).
-                let _ = nix::sys::signal::kill(Pid::from_raw(waiter), Signal::SIGKILL);
+                // kills what a dead stand-in stood for).
+                let _ = nix::sys::signal::kill(Pid::from_raw(stand_in), Signal::SIGKILL);
                 return Err(e).with_context(ctx);
             }
         }
@@ -250,9 +252,10 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         // In the foreground, husk exec itself exits with the status.
         write_file_atomic(pf, std::process::id().to_string().as_bytes()).with_context(ctx)?;
     }
-    let conn = sandbox
-        .wait_pid_conn(proc_ref.pid, false)
-        .with_context(ctx)?;
+    let conn = execed.wait_conn().with_context(ctx)?;
+    let forward = |sig: Signal| {
+        let _ = pidfd_send_signal(execed.pidfd.as_fd(), sig as i32);
+    };
     match proxy {
         Some(sock) => {
             let master = super::tty::receive_master(&sock).with_context(ctx)?;
@@ -264,5 +267,58 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
             waiter::forward_until(&sigfd, conn.as_raw_fd(), forward);
         }
     }
-    Ok(waiter::read_exit(&conn))
+    match crate::sandbox::read_exit(&conn) {
+        Some(st) => Ok(st.0),
+        None => {
+            // runc reports a process killed with its container as 137.
+            eprintln!(
+                "husk: exec {}: the sandbox exited, and the process with it",
+                a.id
+            );
+            Ok(137)
+        }
+    }
+}
+
+/// `exec --cgroup`: `SUB` (every hierarchy) or `CTRL:SUB` (one), a path
+/// below the container's own cgroup that must exist and may not leave it.
+fn sub_cgroup(
+    base: &crate::cgroups::CgroupPath,
+    arg: &str,
+) -> anyhow::Result<crate::cgroups::CgroupPath> {
+    let (ctrl, sub) = match arg.split_once(':') {
+        Some((c, s)) => (Some(c), s),
+        None => (None, arg),
+    };
+    let rel = std::path::Path::new(sub.trim_start_matches('/'));
+    if rel.as_os_str().is_empty()
+        || rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        bail!("--cgroup {arg:?}: must name a sub-cgroup of the container's cgroup");
+    }
+    let mut out = base.clone();
+    let mut matched = false;
+    for d in out.dirs.iter_mut() {
+        let wanted = match ctrl {
+            None => true,
+            Some(c) => {
+                (d.v2 && c.is_empty())
+                    || d.controllers.iter().any(|x| x == c || x.strip_prefix("name=") == Some(c))
+            }
+        };
+        if wanted {
+            matched = true;
+            let p = d.path.join(rel);
+            if !p.is_dir() {
+                bail!("--cgroup {arg:?}: {} does not exist", p.display());
+            }
+            d.path = p;
+        }
+    }
+    if !matched {
+        bail!("--cgroup {arg:?}: the container has no such cgroup controller");
+    }
+    Ok(out)
 }

@@ -106,7 +106,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
             let conn = c.wait_conn().with_context(ctx)?;
             drop(c);
             wait_forwarding(master, conn.as_fd(), &mask, forward)?;
-            waiter::read_exit(&conn)
+            crate::sandbox::read_exit(&conn).map(|s| s.0).unwrap_or(137)
         }
     };
     if !a.keep {

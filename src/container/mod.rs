@@ -1,26 +1,31 @@
-//! The container layer: state on disk, the status machine, locking, hooks
-//! that run in the runtime's namespace, pid files, and pod membership. It
-//! drives the sandbox layer and never touches namespaces or mounts itself.
+//! The container layer: state on disk, the status machine, locking, the
+//! container's cgroup (made, limited, frozen, read and removed from the
+//! host), signals, hooks that run in the runtime's namespace, pid files and
+//! pod membership. It drives the sandbox layer for everything that happens
+//! inside the sandbox, and never touches a container's namespaces or
+//! mounts itself.
 
 pub mod lock;
 pub mod state;
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxResources, Process, Spec};
 
-use crate::cgroups::{self, CgroupPath};
-use crate::config::{Config, FileAccess};
-use crate::control::{CreateContainer, CreateFds, ExecProcess, ExitStatus};
+use crate::cgroups::CgroupPath;
+use crate::config::Config;
+use crate::control::{CreateContainer, CreateFds, ExecProcess, PROTOCOL};
 use crate::error::{errno_text, Error, IoContext, Result};
-use crate::sandbox::{self, Gofer, Launched, Sandbox};
-use crate::spec::{self, PodRole};
+use crate::sandbox::namespaces::{self, has_new_userns};
+use crate::sandbox::{self, BootPlan, Event, Launched, Mounts, Sandbox};
+use crate::spec::PodRole;
+use crate::sys::process::{pidfd_open, pidfd_pid, pidfd_send_signal};
 use husk_oci::gofer::GoferRequest;
-use husk_oci::hooks;
+use husk_oci::hooks::{self, Stage};
 
-use self::hooks::Stage;
 use self::lock::DirLock;
 use self::state::{OciState, ProcRef, SandboxRef, State, Status};
 
@@ -39,6 +44,9 @@ pub fn validate_id(id: &str) -> Result<()> {
         Err(Error::InvalidId(id.to_string()))
     }
 }
+
+/// The annotation that turns husk's seccomp baseline off for one container.
+pub const BASELINE_ANNOTATION: &str = "dev.husk.seccomp-baseline";
 
 /// Where the pty master of a terminal process goes.
 #[derive(Debug)]
@@ -76,6 +84,10 @@ pub struct ExecOptions {
     pub process: Process,
     pub console: Option<Console>,
     pub preserve_fds: u32,
+    /// Run even if the container is paused (the process freezes with it).
+    pub ignore_paused: bool,
+    /// A sub-cgroup of the container's to run in (`exec --cgroup`).
+    pub sub_cgroup: Option<CgroupPath>,
 }
 
 /// A container with its state directory locked.
@@ -93,8 +105,72 @@ pub struct Created {
     pub boot_child: Option<crate::sys::spawn::ChildProc>,
 }
 
+/// A process started by `exec`.
+pub struct Execed {
+    /// Its pid as this host sees it.
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    token: u64,
+    sandbox: Sandbox,
+    cgroup: CgroupPath,
+}
+
+impl Execed {
+    /// A connection on which the sandbox answers when the process exits.
+    pub fn wait_conn(&self) -> Result<std::os::unix::net::UnixStream> {
+        self.sandbox.wait_exec_conn(self.token, false)
+    }
+
+    /// A stand-in process for a pid file (see `sandbox::waiter`); returns
+    /// its pid.
+    pub fn stand_in(self) -> Result<i32> {
+        let conn = self.sandbox.wait_exec_conn(self.token, true)?;
+        sandbox::waiter::spawn(sandbox::waiter::StandIn {
+            conn,
+            target: self.pidfd,
+            sandbox_pidns: sandbox_pidns(&self.sandbox),
+            cgroup: &self.cgroup,
+        })
+    }
+}
+
+/// boot's pidfd, when its pid namespace is not ours: stand-ins go there.
+fn sandbox_pidns(sb: &Sandbox) -> Option<OwnedFd> {
+    if !sb.own_pid_namespace() {
+        return None;
+    }
+    let fd = pidfd_open(Pid::from_raw(sb.boot.pid)).ok()?;
+    sb.boot.is_alive().then_some(fd)
+}
+
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+}
+
+/// A process's pid in our pid namespace, from its pidfd.
+fn host_pid(pidfd: &OwnedFd) -> Result<ProcRef> {
+    let pid = pidfd_pid(pidfd.as_fd())
+        .map_err(|e| Error::Sandbox(format!("pid of the container process: {e}")))?
+        .ok_or_else(|| Error::Sandbox("the container process exited at once".into()))?;
+    ProcRef::of(pid).ok_or_else(|| Error::Sandbox("the container process exited at once".into()))
+}
+
+/// The root directory, made with the modes husk wants whatever the umask.
+fn make_root_dir(root: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o711).create(root) {
+        Ok(()) => {
+            std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o711))
+                .with_ctx(|| format!("set mode of {}", root.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(root)
+                .with_ctx(|| format!("create root directory {}", root.display()))?;
+            make_root_dir(root)
+        }
+        Err(e) => Err(e).with_ctx(|| format!("create root directory {}", root.display())),
+    }
 }
 
 impl Container {
@@ -128,7 +204,9 @@ impl Container {
         State::read(std::os::fd::AsFd::as_fd(&fd), id)
     }
 
-    /// All containers under the root directory.
+    /// All of husk's containers under the root directory. Entries that are
+    /// not husk's (runc's, in a root Docker shares between runtimes) are
+    /// passed over in silence.
     pub fn list(cfg: &Config) -> Result<Vec<State>> {
         let mut out = Vec::new();
         let rd = match std::fs::read_dir(&cfg.root) {
@@ -143,9 +221,10 @@ impl Container {
                 continue;
             }
             match Self::read(cfg, id) {
-                Ok(st) => out.push(st),
-                Err(Error::NotFound(_)) => {}
-                Err(e) => tracing::warn!("skipping {id}: {e}"),
+                Ok(st) if st.runtime == state::RUNTIME_NAME => out.push(st),
+                Ok(_) | Err(Error::NotFound(_)) => {}
+                Err(e) if is_husks(&ent.path()) => tracing::warn!("skipping {id}: {e}"),
+                Err(_) => {}
             }
         }
         out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
@@ -203,10 +282,10 @@ impl Container {
         }
         let mut spec = match opts.spec.take() {
             Some(s) => s,
-            None => spec::load(&bundle)?,
+            None => crate::spec::load(&bundle)?,
         };
-        spec::add_default_device_rules(&mut spec);
-        let role = spec::pod_role(&spec)?;
+        crate::spec::add_default_device_rules(&mut spec);
+        let role = crate::spec::pod_role(&spec)?;
         // A pod member joins a running sandbox; hold its lock shared so the
         // sandbox is not deleted under us.
         let pod = match &role {
@@ -225,15 +304,17 @@ impl Container {
             None => None,
         };
 
-        std::fs::create_dir_all(&cfg.root)
-            .with_ctx(|| format!("create root directory {}", cfg.root.display()))?;
+        make_root_dir(&cfg.root)?;
         let dir = cfg.container_dir(&opts.id);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::Exists(opts.id.clone()))
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::Exists(opts.id.clone()))
+                }
+                Err(e) => return Err(e).with_ctx(|| format!("create {}", dir.display())),
             }
-            Err(e) => return Err(e).with_ctx(|| format!("create {}", dir.display())),
         }
         // The lock is taken before the guard exists, so the guard's cleanup
         // (dropped first) still runs under it.
@@ -248,16 +329,16 @@ impl Container {
             dir: dir.clone(),
             cgroup: None,
             sandbox: None,
-            gofer: None,
+            mounts: None,
             member_of: None,
             member: None,
             armed: true,
         };
         let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-        let cgroup = cgroups::resolve(cgroups_path.as_deref(), &opts.id, cfg.systemd_cgroup)
-            .map_err(|e| Error::Sandbox(e.to_string()))?;
-        let rootfs = spec::rootfs_path(&bundle, &spec);
+        let mut cgroup = crate::cgroups::resolve(cgroups_path.as_deref(), &opts.id, cfg.systemd_cgroup)?;
+        let rootfs = crate::spec::rootfs_path(&bundle, &spec);
         let mut state = State {
+            runtime: state::RUNTIME_NAME.into(),
             id: opts.id.clone(),
             bundle: bundle.clone(),
             rootfs,
@@ -267,72 +348,110 @@ impl Container {
             status: Status::Creating,
             init: None,
             sandbox: None,
-            cgroup: CgroupPath::default(),
+            // What will be made, recorded before it is: a create killed at
+            // any point leaves a state `delete --force` can clean up from.
+            cgroup: cgroup.clone(),
             hooks: spec.hooks().clone(),
             is_root: matches!(role, PodRole::Root),
             process: spec.process().clone(),
             creator: ProcRef::of(nix::unistd::getpid().as_raw()),
+            seccomp_listener: None,
         };
-        // A state from the first moment: if this command is killed, the
-        // container reads as stopped and `delete` cleans up after it.
         state.write(lock.fd())?;
 
-        let gofer = if cfg.file_access == FileAccess::Proxy {
-            let userns = has_new_userns(&spec);
-            let req = GoferRequest::for_spec(&bundle, &spec, userns, cfg.overlay);
-            Some(Gofer::spawn(cfg, &opts.id, &req)?)
-        } else {
-            None
-        };
-        let gofer_fd = gofer.as_ref().map(|g| g.sandbox_end.as_raw_fd());
-        guard.gofer = gofer;
+        let userns = has_new_userns(&spec);
+        let mounts = Mounts::open(
+            cfg,
+            &opts.id,
+            &GoferRequest::for_spec(&bundle, &spec, userns, cfg.overlay),
+        )?;
+        let mounts_fd = mounts.sandbox_end.as_raw_fd();
+        guard.mounts = Some(mounts);
 
-        let sandbox = match &pod {
+        // The cgroup, its limits and the seccomp filters are made here,
+        // while the gofer opens the rootfs.
+        let baseline = baseline_on(cfg, &spec);
+        let seccomp = seccomp_plan(cfg, &spec, baseline)?;
+        cgroup.create()?;
+        guard.cgroup = Some(cgroup.clone());
+        state.cgroup = cgroup.clone();
+        if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            cgroup.apply(res)?;
+            if let Some(rules) = res.devices() {
+                cgroup.attach_device_filter(rules)?;
+            }
+        }
+
+        let mut fds: Vec<RawFd> = Vec::new();
+        let mut keep: Vec<OwnedFd> = Vec::new();
+        let mut cfds = CreateFds {
+            mounts: 0,
+            ..Default::default()
+        };
+        let (sandbox, init_ns) = match &pod {
             None => {
+                let (birth, init_ns) = namespaces::plan_root(&spec, cfg.network)?;
+                let id_maps = birth.new_user.then(|| id_maps_of(&spec)).transpose()?;
+                let boot_filter = if baseline {
+                    Some(boot_seccomp(cfg)?)
+                } else {
+                    None
+                };
                 let Launched {
                     sandbox,
                     child: boot_child,
-                } = Sandbox::launch(cfg, &opts.id, &dir)?;
+                } = Sandbox::launch(
+                    cfg,
+                    &opts.id,
+                    &dir,
+                    BootPlan {
+                        birth,
+                        id_maps,
+                        cgroup: &cgroup,
+                        seccomp: boot_filter,
+                    },
+                )?;
                 guard.sandbox = Some((sandbox.clone(), Some(boot_child)));
-                sandbox
+                (sandbox, init_ns)
             }
-            Some((sandbox, _)) => sandbox.clone(),
+            Some((sandbox, _)) => {
+                let (init_ns, ns_fds) =
+                    namespaces::plan_member(&spec, cfg.network, sandbox.boot.pid)?;
+                // The root container's process inherits boot's stdio; a pod
+                // member's comes along with the request.
+                cfds.stdio = Some([0, 1, 2]);
+                fds.extend([0, 1, 2]);
+                let base = fds.len();
+                let mut init_ns = init_ns;
+                for (_, i) in init_ns.join.iter_mut() {
+                    *i += base;
+                }
+                for fd in ns_fds {
+                    fds.push(fd.as_raw_fd());
+                    keep.push(fd);
+                }
+                for fd in sandbox::cgroup_procs(&cgroup)? {
+                    cfds.cgroup_procs.push(fds.len());
+                    fds.push(fd.as_raw_fd());
+                    keep.push(fd);
+                }
+                (sandbox.clone(), init_ns)
+            }
         };
         state.sandbox = Some(SandboxRef {
             id: sandbox.id.clone(),
             boot: sandbox.boot,
+            protocol: PROTOCOL,
         });
-
-        // The cgroup and the seccomp filters are made here, while boot and
-        // the gofer start.
-        let seccomp = seccomp_plan(cfg, &spec)?;
-        let mut cgroup = cgroup;
-        cgroup.create().map_err(|e| Error::Sandbox(e.to_string()))?;
-        guard.cgroup = Some(cgroup.clone());
-        if let Some(rules) = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.resources().as_ref())
-            .and_then(|r| r.devices().as_ref())
-        {
-            cgroup
-                .attach_device_filter(rules)
-                .map_err(|e| Error::Spec(e.to_string()))?;
-        }
-        state.cgroup = cgroup.clone();
         state.write(lock.fd())?;
 
-        let mut fds: Vec<RawFd> = Vec::new();
-        let mut cfds = CreateFds::default();
-        if pod.is_some() {
-            // The root container inherits boot's stdio; a pod member's comes
-            // along with the request.
-            cfds.stdio = Some([0, 1, 2]);
-            fds.extend([0, 1, 2]);
-        }
-        if let Some(fd) = gofer_fd {
-            cfds.gofer = Some(fds.len());
-            fds.push(fd);
+        cfds.mounts = fds.len();
+        fds.push(mounts_fd);
+        if hooks::has(spec.hooks().as_ref(), Stage::CreateContainer) {
+            let tree = host_tree()?;
+            cfds.host_root = Some(fds.len());
+            fds.push(tree.as_raw_fd());
+            keep.push(tree);
         }
         if let Some(c) = &console {
             cfds.console_socket = Some(fds.len());
@@ -353,56 +472,92 @@ impl Container {
             owner: state.owner_name(),
             annotations: state.annotations.clone(),
         };
+        let listener = seccomp.as_ref().and_then(|s| {
+            s.listener_path()
+                .map(|p| (p.to_path_buf(), s.listener_metadata().to_string()))
+        });
+        state.seccomp_listener = listener.clone();
         let req = CreateContainer {
             id: opts.id.clone(),
-            bundle: bundle.clone(),
             spec: Box::new(spec),
-            cgroup,
+            namespaces: init_ns,
+            cgroup: cgroup.clone(),
             fds: cfds,
-            hook_state,
+            hook_state: hook_state.clone(),
             seccomp,
+            apparmor: crate::spec::apparmor_enabled(),
         };
         if pod.is_some() {
             add_member(cfg, &sandbox.id, &opts.id)?;
             guard.member_of = Some((cfg.clone(), sandbox.id.clone()));
         }
-        let init = match sandbox.create(req, &fds) {
-            Ok(p) => {
-                if pod.is_some() {
+        let hooks = state.hooks.clone();
+        let mut init: Option<ProcRef> = None;
+        let lock_fd = lock.fd();
+        let mut on_event = |ev: Event<'_>| -> Result<()> {
+            match ev {
+                Event::Forked(pidfd) => {
+                    let p = host_pid(pidfd)?;
+                    init = Some(p);
+                    // Recorded at once: a create killed from here on leaves
+                    // a process `delete --force` can find.
+                    state.init = Some(p);
+                    state.write(lock_fd)
+                }
+                Event::RunHooks => {
+                    let mut st = hook_state.clone();
+                    st.pid = init.map(|p| p.pid).unwrap_or(0);
+                    st.status = "created".into();
+                    hooks::run(hooks.as_ref(), Stage::Prestart, &st)?;
+                    st.status = "creating".into();
+                    hooks::run(hooks.as_ref(), Stage::CreateRuntime, &st)
+                }
+                Event::SeccompListener(fd) => {
+                    let mut st = hook_state.clone();
+                    st.pid = init.map(|p| p.pid).unwrap_or(0);
+                    give_to_listener(listener.as_ref(), fd, st)
+                }
+            }
+        };
+        let created = sandbox.create(req, &fds, &mut on_event);
+        drop(keep);
+        let init = match created {
+            Ok(_pidfd) => init.ok_or_else(|| Error::Sandbox("no init was reported".into()))?,
+            Err(e) => {
+                if pod.is_some() && init.is_some() {
                     // From here, undoing means asking the pod's boot too.
                     guard.member = Some((sandbox.clone(), opts.id.clone()));
                 }
-                p
-            }
-            Err(e) => {
-                // A boot that died says nothing more; its exit status helps.
-                if matches!(&e, Error::Sandbox(m) if m.contains("exited before answering")) {
-                    if let Some((_, Some(child))) = guard.sandbox.as_mut() {
-                        if let Ok(Some(st)) = child.try_wait() {
-                            return Err(Error::Sandbox(format!(
-                                "husk boot exited ({st:?}) while creating the container"
-                            )));
-                        }
-                    }
-                }
-                return Err(e);
+                return Err(explain_sandbox_death(e, guard.sandbox.as_mut()));
             }
         };
+        if pod.is_some() {
+            guard.member = Some((sandbox.clone(), opts.id.clone()));
+        }
         drop(console);
-        if let Some(g) = guard.gofer.take() {
-            g.reap(Duration::from_secs(5));
+        if let Some(m) = guard.mounts.take() {
+            m.reap(Duration::from_secs(5));
         }
         state.init = Some(init);
         state.status = Status::Created;
+        state.creator = None;
         state.write(lock.fd())?;
         if let Some(pf) = &opts.pid_file {
-            // The root container's pid file names boot, which exits with its
-            // status; a pod member gets a waiter standing in for its init.
+            // The root container's pid file names boot, which exits with
+            // its status; a pod member gets a stand-in for its init.
             let pid = match &pod {
                 None => sandbox.boot.pid,
                 Some(_) => {
+                    let target = pidfd_open(Pid::from_raw(init.pid)).map_err(|e| {
+                        Error::Sandbox(format!("pidfd of the container's init: {e}"))
+                    })?;
                     let conn = sandbox.wait_conn(&opts.id, true)?;
-                    crate::sandbox::waiter::spawn(conn, nix::unistd::Pid::from_raw(init.pid))?
+                    sandbox::waiter::spawn(sandbox::waiter::StandIn {
+                        conn,
+                        target,
+                        sandbox_pidns: sandbox_pidns(&sandbox),
+                        cgroup: &cgroup,
+                    })?
                 }
             };
             state::write_file_atomic(pf, pid.to_string().as_bytes())?;
@@ -420,7 +575,8 @@ impl Container {
         })
     }
 
-    /// `start`: release the init to exec the program; poststart hooks after.
+    /// `start`: release the init to exec the program; poststart hooks after
+    /// (a failing one is a warning, as the runtime spec says).
     pub fn start(&mut self) -> Result<()> {
         let st = self.status();
         if st != Status::Created {
@@ -431,18 +587,28 @@ impl Container {
             });
         }
         let sb = self.live_sandbox("start")?;
-        sb.start(&self.state.id)?;
+        let listener = self.listener();
+        let oci = self.state.oci_state();
+        sb.start(&self.state.id, &mut |ev| match ev {
+            Event::SeccompListener(fd) => give_to_listener(listener.as_ref(), fd, oci.clone()),
+            _ => Ok(()),
+        })?;
         self.state.status = Status::Running;
         self.save()?;
-        hooks::run_logged(
-            self.state.hooks.as_ref(),
-            Stage::Poststart,
-            &self.state.oci_state(),
-        );
+        let mut oci = self.state.oci_state();
+        oci.status = Status::Running.to_string();
+        hooks::run_logged(self.state.hooks.as_ref(), Stage::Poststart, &oci);
         Ok(())
     }
 
-    /// `kill`: send a signal to the init (or every process with `all`).
+    /// The spec's seccomp listener, if its profile has one.
+    fn listener(&self) -> Option<(PathBuf, String)> {
+        self.state.seccomp_listener.clone()
+    }
+
+    /// `kill`: send a signal to the init (or every process with `all`),
+    /// from the host: this works on a paused container too, whose sandbox
+    /// may be frozen with it.
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
         let st = self.status();
         if st == Status::Stopped || st == Status::Creating {
@@ -457,8 +623,43 @@ impl Container {
             // As kill(2): only whether it could be signalled.
             return Ok(());
         }
-        let sb = self.live_sandbox("kill")?;
-        sb.signal(&self.state.id, signal, all)
+        let sig = nix::sys::signal::Signal::try_from(signal)
+            .map_err(|_| Error::Invalid(format!("unknown signal {signal}")))?;
+        if all {
+            if sig == nix::sys::signal::Signal::SIGKILL {
+                // Everything in the cgroup, husk's own stand-ins and (for
+                // the root container) boot included: they stand for what
+                // dies here.
+                self.state.cgroup.signal_all(sig)?;
+            } else {
+                for pid in self.processes()? {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
+                }
+            }
+        }
+        self.signal_init(signal)
+    }
+
+    fn signal_init(&self, signal: i32) -> Result<()> {
+        let Some(init) = self.state.init else {
+            return Ok(());
+        };
+        let Ok(fd) = pidfd_open(Pid::from_raw(init.pid)) else {
+            return Ok(());
+        };
+        // The pidfd pins the process: check it is still the init.
+        if !init.is_alive() {
+            return Ok(());
+        }
+        match pidfd_send_signal(fd.as_fd(), signal) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            Err(e) => Err(Error::Sandbox(format!(
+                "signal container {:?}: {}",
+                self.state.id,
+                errno_text(&e)
+            ))),
+        }
     }
 
     /// A connection on which the sandbox answers when the init exits.
@@ -467,22 +668,31 @@ impl Container {
             .wait_conn(&self.state.id, false)
     }
 
-    /// Wait for the container's init to exit (through the sandbox).
-    pub fn wait(&self) -> Result<ExitStatus> {
-        let sb = self.live_sandbox("wait")?;
-        sb.wait(&self.state.id)
-    }
-
-    /// `exec`: run another process in the container. Returns the process
-    /// (a child of the sandbox) and the sandbox that watches it.
-    pub fn exec(&self, opts: ExecOptions) -> Result<(ProcRef, Sandbox)> {
+    /// `exec`: run another process in the container, as a child of the
+    /// sandbox.
+    pub fn exec(&self, opts: ExecOptions) -> Result<Execed> {
         let st = self.status();
-        if st != Status::Running {
-            return Err(Error::BadState {
-                id: self.state.id.clone(),
-                op: "exec in",
-                status: st.to_string(),
-            });
+        match st {
+            Status::Created | Status::Running => {}
+            Status::Paused if opts.ignore_paused && !self.state.is_root => {}
+            Status::Paused if opts.ignore_paused => {
+                return Err(Error::Invalid(format!(
+                    "cannot exec in container {:?} while it is paused: its sandbox is paused with it (resume it first)",
+                    self.state.id
+                )))
+            }
+            Status::Paused => {
+                return Err(Error::Invalid(
+                    "cannot exec in a paused container (use --ignore-paused to override)".into(),
+                ))
+            }
+            _ => {
+                return Err(Error::BadState {
+                    id: self.state.id.clone(),
+                    op: "exec in",
+                    status: st.to_string(),
+                })
+            }
         }
         if opts.process.terminal() == Some(true) && opts.console.is_none() {
             return Err(Error::Invalid(
@@ -504,21 +714,73 @@ impl Container {
             preserved.push(fds.len());
             fds.push(3 + i as RawFd);
         }
+        let mut keep = Vec::new();
+        let mut cgroup_procs = Vec::new();
+        let cgroup = match &opts.sub_cgroup {
+            Some(sub) => {
+                for fd in sandbox::cgroup_procs(sub)? {
+                    cgroup_procs.push(fds.len());
+                    fds.push(fd.as_raw_fd());
+                    keep.push(fd);
+                }
+                sub.clone()
+            }
+            None => self.state.cgroup.clone(),
+        };
         let req = ExecProcess {
             id: self.state.id.clone(),
             process: Box::new(opts.process),
             stdio: [0, 1, 2],
             console_socket,
             preserved,
+            cgroup_procs,
         };
-        let p = sb.exec(req, &fds)?;
-        Ok((p, sb))
+        let listener = self.listener();
+        let mut oci = self.state.oci_state();
+        let mut pid = 0;
+        let (token, pidfd) = sb.exec(req, &fds, &mut |ev| match ev {
+            Event::Forked(fd) => {
+                // A process that is gone already (it ran that fast) has no
+                // pid left to tell; its exit status is still to come.
+                pid = host_pid(fd).map(|p| p.pid).unwrap_or(0);
+                Ok(())
+            }
+            Event::SeccompListener(fd) => {
+                oci.pid = pid;
+                give_to_listener(listener.as_ref(), fd, oci.clone())
+            }
+            Event::RunHooks => Ok(()),
+        })?;
+        drop(keep);
+        Ok(Execed {
+            pid,
+            pidfd,
+            token,
+            sandbox: sb,
+            cgroup,
+        })
     }
 
-    /// The host pids of the container's processes.
+    /// The host pids of the container's processes: its cgroup's, without
+    /// husk's own (boot, stand-ins). Read from the host, so it works while
+    /// the container (and its sandbox) is frozen.
     pub fn processes(&self) -> Result<Vec<i32>> {
-        let sb = self.live_sandbox("list processes of")?;
-        sb.processes(&self.state.id)
+        let st = self.status();
+        if st == Status::Stopped || st == Status::Creating {
+            return Ok(Vec::new());
+        }
+        let mut pids = self.state.cgroup.pids()?;
+        if let Some(sb) = &self.state.sandbox {
+            let boot = sb.boot;
+            let sandbox_pidns = ns_inode(boot.pid, "pid");
+            pids.retain(|&p| {
+                if p == boot.pid && boot.is_alive() {
+                    return false;
+                }
+                !(is_stand_in(p) && ns_inode(p, "pid") == sandbox_pidns)
+            });
+        }
+        Ok(pids)
     }
 
     pub fn pause(&mut self) -> Result<()> {
@@ -529,8 +791,10 @@ impl Container {
         self.set_paused(false)
     }
 
-    /// Freezes (or thaws) the container through its sandbox; only from
-    /// running (or paused).
+    /// Freezes (or thaws) the container's cgroup from the host; only from
+    /// running (or paused). A root container's sandbox is in its cgroup and
+    /// freezes with it; every command that must work on a paused container
+    /// does without it.
     fn set_paused(&mut self, pause: bool) -> Result<()> {
         let (op, from, to) = if pause {
             ("pause", Status::Running, Status::Paused)
@@ -545,18 +809,25 @@ impl Container {
                 status: st.to_string(),
             });
         }
-        let sandbox = self.live_sandbox(op)?;
         if pause {
-            sandbox.pause(&self.state.id)?;
+            self.state.cgroup.freeze()?;
         } else {
-            sandbox.resume(&self.state.id)?;
+            self.state.cgroup.thaw()?;
         }
         self.state.status = to;
         self.save()
     }
 
-    pub fn stats(&self) -> Result<serde_json::Value> {
-        self.live_sandbox("read stats of")?.stats(&self.state.id)
+    pub fn stats(&self) -> Result<crate::cgroups::Stats> {
+        let st = self.status();
+        if st == Status::Stopped || st == Status::Creating {
+            return Err(Error::BadState {
+                id: self.state.id.clone(),
+                op: "read stats of",
+                status: st.to_string(),
+            });
+        }
+        Ok(self.state.cgroup.stats()?)
     }
 
     /// OOM kills recorded in the container's cgroup.
@@ -565,8 +836,15 @@ impl Container {
     }
 
     pub fn update(&self, resources: LinuxResources) -> Result<()> {
-        self.live_sandbox("update")?
-            .update(&self.state.id, resources)
+        let st = self.status();
+        if st == Status::Stopped || st == Status::Creating {
+            return Err(Error::BadState {
+                id: self.state.id.clone(),
+                op: "update",
+                status: st.to_string(),
+            });
+        }
+        Ok(self.state.cgroup.apply(&resources)?)
     }
 
     /// `delete`: refuse a live container unless forced (a created one may
@@ -593,6 +871,10 @@ impl Container {
             }
             _ => {}
         }
+        // A frozen process cannot die, and a frozen sandbox cannot answer.
+        if st == Status::Paused || self.state.cgroup.is_frozen() {
+            let _ = self.state.cgroup.thaw();
+        }
         if let Some(sb) = self.sandbox() {
             if sb.is_running() {
                 if let Err(e) = sb.destroy(&self.state.id) {
@@ -603,7 +885,6 @@ impl Container {
                 }
             }
         }
-        let _ = self.state.cgroup.thaw();
         if let Err(e) = self.state.cgroup.destroy() {
             return Err(Error::Sandbox(format!(
                 "delete container {:?}: {e}",
@@ -627,6 +908,51 @@ impl Container {
     pub fn oci_state(&self) -> OciState {
         self.state.oci_state()
     }
+}
+
+/// Whether a directory of the root holds husk's state (a state file that
+/// says so), as opposed to another runtime's.
+fn is_husks(dir: &Path) -> bool {
+    std::fs::read(dir.join(state::STATE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v["runtime"] == state::RUNTIME_NAME)
+}
+
+/// A husk stand-in (its name; callers check its pid namespace too).
+fn is_stand_in(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "husk-wait")
+}
+
+fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// A create whose boot died: say how it died.
+fn explain_sandbox_death(
+    e: Error,
+    sandbox: Option<&mut (Sandbox, Option<crate::sys::spawn::ChildProc>)>,
+) -> Error {
+    if !matches!(e, Error::SandboxGone(_)) {
+        return e;
+    }
+    if let Some((_, Some(child))) = sandbox {
+        if child.wait_timeout(1000) {
+            if let Some(why) = child.startup_error() {
+                return Error::Sandbox(format!("start husk boot: {why}"));
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                return Error::Sandbox(format!(
+                    "husk boot exited (status {}) while creating the container",
+                    crate::sys::spawn::exit_code(st)
+                ));
+            }
+        }
+    }
+    e
 }
 
 /// The running sandbox `sandbox_id` for a pod member, with its lock held
@@ -657,8 +983,11 @@ fn pod_sandbox(cfg: &Config, sandbox_id: &str) -> Result<(Sandbox, DirLock)> {
     }
     let status = st.current_status();
     let sb = match (&st.sandbox, status) {
-        (Some(sb), Status::Created | Status::Running | Status::Paused) if sb.boot.is_alive() => {
-            sb.clone()
+        (Some(sb), Status::Created | Status::Running) if sb.boot.is_alive() => sb.clone(),
+        (Some(_), Status::Paused) => {
+            return Err(Error::Invalid(format!(
+                "sandbox {sandbox_id:?} is paused (resume it first)"
+            )))
         }
         _ => {
             return Err(Error::Invalid(format!(
@@ -666,6 +995,12 @@ fn pod_sandbox(cfg: &Config, sandbox_id: &str) -> Result<(Sandbox, DirLock)> {
             )))
         }
     };
+    if sb.protocol != PROTOCOL {
+        return Err(Error::Invalid(format!(
+            "sandbox {sandbox_id:?} was started by another version of husk (protocol {}, this one speaks {PROTOCOL})",
+            sb.protocol
+        )));
+    }
     Ok((
         Sandbox {
             id: sb.id,
@@ -722,10 +1057,10 @@ struct CreateGuard {
     dir: PathBuf,
     cgroup: Option<CgroupPath>,
     sandbox: Option<(Sandbox, Option<crate::sys::spawn::ChildProc>)>,
-    gofer: Option<Gofer>,
+    mounts: Option<Mounts>,
     /// The sandbox this pod member was recorded in.
     member_of: Option<(Config, String)>,
-    /// A pod member the pod's boot has built (to destroy there).
+    /// A pod member the pod's boot has forked (to destroy there).
     member: Option<(Sandbox, String)>,
     armed: bool,
 }
@@ -748,8 +1083,8 @@ impl Drop for CreateGuard {
                 .unwrap_or_default();
             remove_member(&cfg, &sandbox, &id);
         }
-        if let Some(g) = self.gofer.take() {
-            g.kill();
+        if let Some(m) = self.mounts.take() {
+            m.kill();
         }
         if let Some((sb, child)) = self.sandbox.take() {
             sandbox::kill_and_wait(sb.boot, Duration::from_secs(5));
@@ -759,6 +1094,9 @@ impl Drop for CreateGuard {
             }
         }
         if let Some(cg) = self.cgroup.take() {
+            // A pod member's processes are boot's children, gone by now;
+            // anything left in the cgroup goes.
+            let _ = cg.signal_all(nix::sys::signal::Signal::SIGKILL);
             if let Err(e) = cg.destroy() {
                 tracing::warn!("cleanup: {e}");
             }
@@ -785,10 +1123,25 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     Ok(cwd.join(p))
 }
 
+/// Whether husk's seccomp baseline applies to this container: on unless
+/// `--seccomp-baseline=off` or the container's annotation says "off".
+fn baseline_on(cfg: &Config, spec: &Spec) -> bool {
+    let ann = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(BASELINE_ANNOTATION))
+        .map(String::as_str);
+    cfg.seccomp_baseline == crate::config::OnOff::On && ann != Some("off")
+}
+
 /// The seccomp filters for this container: the spec's profile and husk's
-/// baseline, compiled once and cached under the root directory.
-fn seccomp_plan(cfg: &Config, spec: &Spec) -> Result<Option<crate::seccomp::Prepared>> {
-    use oci_spec::runtime::{Capability, LinuxNamespaceType};
+/// baseline, compiled once and cached.
+fn seccomp_plan(
+    cfg: &Config,
+    spec: &Spec,
+    baseline: bool,
+) -> Result<Option<crate::seccomp::Prepared>> {
+    use oci_spec::runtime::Capability;
     let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let caps = spec
         .process()
@@ -797,37 +1150,90 @@ fn seccomp_plan(cfg: &Config, spec: &Spec) -> Result<Option<crate::seccomp::Prep
     let has = |set: Option<&std::collections::HashSet<Capability>>| {
         set.is_some_and(|s| s.contains(&Capability::SysAdmin))
     };
-    let baseline = cfg.seccomp_baseline == crate::config::OnOff::On;
     let ctx = crate::seccomp::BaselineContext {
         enabled: baseline,
-        // boot loads the always-denied rules on itself; every process of
-        // the container inherits them.
+        // boot loads the always-denied rules on itself (when the baseline
+        // is on for the pod's root container); every process of the
+        // container inherits them.
         always_inherited: baseline,
         has_cap_sys_admin: caps
             .is_some_and(|c| has(c.bounding().as_ref()) || has(c.effective().as_ref())),
-        has_user_namespace: spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User)),
+        has_user_namespace: has_new_userns(spec),
     };
     if profile.is_none() && !ctx.enabled {
         return Ok(None);
     }
-    let plan = crate::seccomp::prepare_cached(&cfg.seccomp_cache_dir(), profile, &ctx)
-        .map_err(|e| Error::Spec(e.to_string()))?;
+    let plan = crate::seccomp::prepare_cached(&cfg.seccomp_cache_dir(), profile, &ctx)?;
     Ok(Some(plan))
 }
 
-fn has_new_userns(spec: &Spec) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter().any(|n| {
-                n.typ() == oci_spec::runtime::LinuxNamespaceType::User && n.path().is_none()
-            })
-        })
+/// boot's own filter: the part of husk's baseline that holds for every
+/// container, privileged or not (every container process inherits it).
+fn boot_seccomp(cfg: &Config) -> Result<crate::seccomp::Prepared> {
+    let ctx = crate::seccomp::BaselineContext {
+        enabled: true,
+        has_cap_sys_admin: true,
+        has_user_namespace: true,
+        always_inherited: false,
+    };
+    Ok(crate::seccomp::prepare_cached(
+        &cfg.seccomp_cache_dir(),
+        None,
+        &ctx,
+    )?)
+}
+
+/// The spec's uid_map and gid_map lines for a new user namespace.
+fn id_maps_of(spec: &Spec) -> Result<(String, String)> {
+    let linux = spec.linux().as_ref();
+    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
+        maps.into_iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect()
+    };
+    let uid = fmt(linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
+    if uid.is_empty() || gid.is_empty() {
+        return Err(Error::Spec(
+            "linux.uidMappings and linux.gidMappings are required with a new user namespace".into(),
+        ));
+    }
+    Ok((uid, gid))
+}
+
+/// A detached copy of the host's mount tree (for createContainer hooks),
+/// private so that nothing done in it reaches the host.
+fn host_tree() -> Result<OwnedFd> {
+    use crate::sys::mount::{mount_setattr, open_tree, Attrs, AT_RECURSIVE, MS_PRIVATE, OPEN_TREE_CLONE};
+    let tree = open_tree(None, Path::new("/"), OPEN_TREE_CLONE | AT_RECURSIVE)
+        .map_err(|e| Error::Sandbox(format!("copy the host's mounts for createContainer hooks: {}", errno_text(&e))))?;
+    mount_setattr(
+        tree.as_fd(),
+        true,
+        &Attrs {
+            propagation: MS_PRIVATE,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| Error::Sandbox(format!("copy the host's mounts for createContainer hooks: {}", errno_text(&e))))?;
+    Ok(tree)
+}
+
+/// Hand a seccomp user-notification descriptor to the profile's listener
+/// (a host path: only the host side can reach it).
+fn give_to_listener(
+    listener: Option<&(PathBuf, String)>,
+    fd: OwnedFd,
+    state: OciState,
+) -> Result<()> {
+    let (path, metadata) = listener.ok_or_else(|| {
+        Error::Spec("linux.seccomp.listenerPath is required for SCMP_ACT_NOTIFY".into())
+    })?;
+    let pid = state.pid;
+    let st = serde_json::to_value(state).map_err(|e| Error::Invalid(e.to_string()))?;
+    crate::seccomp::send_to_listener(path, metadata, fd.as_fd(), pid, st)?;
+    Ok(())
 }
 
 /// Connect to the caller's console socket (host path, resolved here in the

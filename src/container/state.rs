@@ -45,10 +45,22 @@ pub struct SandboxRef {
     /// The sandbox id (= the root container's id).
     pub id: String,
     pub boot: ProcRef,
+    /// The control protocol its boot speaks (boot outlives an upgrade of
+    /// the binary that started it).
+    #[serde(default)]
+    pub protocol: u32,
 }
+
+/// What husk writes in `runtime` of its state files: a root shared with
+/// runc (Docker passes the same `--root` to every runtime) holds state
+/// files of both, and husk leaves runc's alone.
+pub const RUNTIME_NAME: &str = "husk";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
+    /// Always [`RUNTIME_NAME`].
+    #[serde(default)]
+    pub runtime: String,
     pub id: String,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
@@ -74,6 +86,10 @@ pub struct State {
     /// The `husk create` that made the container, while it is creating.
     #[serde(default)]
     pub creator: Option<ProcRef>,
+    /// The seccomp profile's listenerPath and listenerMetadata: who gets
+    /// the notify descriptors of the container's processes.
+    #[serde(default)]
+    pub seccomp_listener: Option<(PathBuf, String)>,
 }
 
 impl State {
@@ -131,7 +147,7 @@ impl State {
                 let alive = self.init.is_some_and(|p| p.is_alive());
                 if !alive {
                     Status::Stopped
-                } else if s == Status::Created {
+                } else if s == Status::Created && !self.init_has_exec_ed() {
                     Status::Created
                 } else if self.cgroup_frozen() {
                     Status::Paused
@@ -144,6 +160,21 @@ impl State {
 
     fn cgroup_frozen(&self) -> bool {
         self.cgroup.is_frozen()
+    }
+
+    /// Whether the init runs the container's program already: until then
+    /// it runs husk (from a read-only clone of this very binary). A `start`
+    /// killed after boot released the init never recorded `running`; this
+    /// tells the truth anyway.
+    fn init_has_exec_ed(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Some(init) = self.init else { return false };
+        let theirs = std::fs::metadata(format!("/proc/{}/exe", init.pid));
+        let ours = std::fs::metadata("/proc/self/exe");
+        match (theirs, ours) {
+            (Ok(a), Ok(b)) => a.ino() != b.ino() || a.dev() != b.dev(),
+            _ => false,
+        }
     }
 
     pub fn owner_name(&self) -> String {

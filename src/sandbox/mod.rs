@@ -1,26 +1,34 @@
-//! The sandbox layer as the CLI sees it: starting `husk boot` and
-//! `husk gofer` (re-executing this binary), and the RPC client for a running
-//! sandbox's control socket. Knows nothing of state files.
+//! The sandbox layer as the host sees it: starting `husk boot` inside the
+//! sandbox it will be (its namespaces and cgroups), starting the gofer, and
+//! the client side of boot's control socket. Knows nothing of state files.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::config::Config;
-use crate::control::{wire, CreateContainer, ExecProcess, ExitStatus, Request, Response};
+use crate::cgroups::CgroupPath;
+use crate::config::{Config, FileAccess};
+use crate::control::{wire, CreateContainer, ExecProcess, ExitStatus, NsKind, Request, Response};
 use crate::error::{errno_text, Error, Result};
 use crate::sys::process::{clear_cloexec, pidfd_open, pidfd_send_signal, pidfd_wait_exit};
-use crate::sys::spawn::{sealed_self, spawn_husk, ChildProc, Stdio};
+use crate::sys::spawn::{sealed_self, spawn_husk, ChildProc, Spawn, Stdio};
 use husk_oci::gofer::GoferRequest;
 use husk_oci::state::ProcRef;
 
+pub mod namespaces;
 pub mod waiter;
+
+use self::namespaces::BootBirth;
 
 pub const SOCKET_NAME: &str = "sandbox.sock";
 
 /// How long a short request may take before the sandbox is deemed stuck.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long boot may take between two steps of a create, start or exec
+/// (building a root filesystem, a hook run inside the container). boot
+/// gives up on the process itself after 300 s.
+const STEP_TIMEOUT: Duration = Duration::from_secs(330);
 
 /// A running (or once running) sandbox: its id, its boot process and the
 /// directory holding its control socket.
@@ -35,6 +43,28 @@ pub struct Sandbox {
 pub struct Launched {
     pub sandbox: Sandbox,
     pub child: ChildProc,
+}
+
+/// How to start a sandbox's boot.
+pub struct BootPlan<'a> {
+    pub birth: BootBirth,
+    /// uid_map and gid_map for a new user namespace.
+    pub id_maps: Option<(String, String)>,
+    /// The root container's cgroup: boot is born into it.
+    pub cgroup: &'a CgroupPath,
+    /// boot's own seccomp filter (the part of husk's baseline every
+    /// container inherits), loaded before it execs.
+    pub seccomp: Option<crate::seccomp::Prepared>,
+}
+
+/// Something boot says during a create, start or exec.
+pub enum Event<'a> {
+    /// The process exists (its pidfd).
+    Forked(&'a OwnedFd),
+    /// Run the createRuntime and prestart hooks now.
+    RunHooks,
+    /// Hand this seccomp notify descriptor to the spec's listener.
+    SeccompListener(OwnedFd),
 }
 
 /// argv for a husk helper process: the global flags, then the command.
@@ -65,11 +95,38 @@ fn socket_addr(dir: &Path) -> Result<(PathBuf, Option<OwnedFd>)> {
     Ok((p, Some(fd)))
 }
 
+/// Descriptors to join a cgroup with: each v1 directory's `cgroup.procs`
+/// (written with "0" by the joiner) and, separately, the cgroup2 directory
+/// (for CLONE_INTO_CGROUP).
+pub fn cgroup_procs(cg: &CgroupPath) -> Result<Vec<OwnedFd>> {
+    cg.dirs
+        .iter()
+        .map(|d| {
+            let p = d.path.join("cgroup.procs");
+            crate::sys::fd::open(&p, libc::O_WRONLY, 0)
+                .map_err(|e| Error::Sandbox(format!("open {}: {}", p.display(), errno_text(&e))))
+        })
+        .collect()
+}
+
+fn cgroup_v2_dir(cg: &CgroupPath) -> Result<Option<OwnedFd>> {
+    cg.dirs
+        .iter()
+        .find(|d| d.v2)
+        .map(|d| {
+            crate::sys::fd::open(&d.path, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| {
+                Error::Sandbox(format!("open {}: {}", d.path.display(), errno_text(&e)))
+            })
+        })
+        .transpose()
+}
+
 impl Sandbox {
     /// Start `husk boot` for a new sandbox whose control socket lives in
-    /// `dir`. The socket is bound here and handed to boot already listening,
-    /// so requests can be queued before boot has even run.
-    pub fn launch(cfg: &Config, id: &str, dir: &Path) -> Result<Launched> {
+    /// `dir`, born into the sandbox: its namespaces, its cgroups. The
+    /// socket is bound here and handed to boot already listening, so
+    /// requests can be queued before boot has even run.
+    pub fn launch(cfg: &Config, id: &str, dir: &Path, plan: BootPlan<'_>) -> Result<Launched> {
         let (addr, _keep) = socket_addr(dir)?;
         let _ = std::fs::remove_file(&addr);
         let listener = UnixListener::bind(&addr).map_err(|e| {
@@ -79,6 +136,12 @@ impl Sandbox {
                 errno_text(&e)
             ))
         })?;
+        // Only its creator may talk to the sandbox, whatever the umask.
+        std::fs::set_permissions(
+            dir.join(SOCKET_NAME),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .map_err(|e| Error::Sandbox(format!("control socket mode: {}", errno_text(&e))))?;
         let fd = listener.as_raw_fd();
         clear_cloexec(fd).map_err(|e| Error::Sandbox(format!("control socket: {e}")))?;
         let argv = husk_argv(
@@ -86,12 +149,129 @@ impl Sandbox {
             "boot",
             &["--sandbox-id", id, "--listen-fd", &fd.to_string()],
         );
-        let child = spawn_husk(&exe()?, &argv, fd, Stdio::Inherit, Stdio::Inherit)
-            .map_err(|e| Error::Sandbox(format!("start husk boot: {}", errno_text(&e))))?;
+        // v1 hierarchies are joined by writing cgroup.procs (the v2 one by
+        // being born into it); the unified directory is in both lists on a
+        // hybrid host, which is harmless.
+        let v1_procs: Vec<OwnedFd> = {
+            let all = cgroup_procs(plan.cgroup)?;
+            plan.cgroup
+                .dirs
+                .iter()
+                .zip(all)
+                .filter(|(d, _)| !d.v2)
+                .map(|(_, f)| f)
+                .collect()
+        };
+        let v2 = cgroup_v2_dir(plan.cgroup)?;
+        let BootPlan {
+            birth,
+            id_maps,
+            seccomp,
+            ..
+        } = plan;
+        // A new user namespace gets its maps from us before boot execs (so
+        // that it keeps its capabilities across exec as its root).
+        let (maps_r, maps_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::Sandbox(format!("pipe: {e}")))?;
+        // Entering a pid namespace moves our next child there; we come back
+        // through a pidfd of ourselves.
+        let own_pidns = match &birth.pid_join {
+            Some(_) => Some(
+                pidfd_open(nix::unistd::getpid())
+                    .map_err(|e| Error::Sandbox(format!("pidfd of ourselves: {e}")))?,
+            ),
+            None => None,
+        };
+        if let Some(ns) = &birth.pid_join {
+            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| {
+                Error::Spec(format!(
+                    "linux.namespaces: join pid namespace: {}",
+                    errno_text(&e.into())
+                ))
+            })?;
+        }
+        let new_user = birth.new_user;
+        let maps_w_raw = maps_w.as_raw_fd();
+        let mut setup = || -> std::result::Result<(), String> {
+            // Only our creator writes: if it dies, we read end-of-file.
+            let _ = nix::unistd::close(maps_w_raw);
+            if new_user {
+                let mut b = [0u8; 1];
+                match nix::unistd::read(maps_r.as_raw_fd(), &mut b) {
+                    Ok(1) => {}
+                    _ => return Err("user namespace maps were not written".into()),
+                }
+                nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+                    .map_err(|e| format!("setgid 0 in user namespace: {e}"))?;
+                nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+                    .map_err(|e| format!("setuid 0 in user namespace: {e}"))?;
+            }
+            for (kind, fd) in &birth.joins {
+                nix::sched::setns(
+                    fd.as_fd(),
+                    nix::sched::CloneFlags::from_bits_retain(kind.flag() as i32),
+                )
+                .map_err(|e| {
+                    format!(
+                        "join {} namespace (linux.namespaces): {}",
+                        kind.spec_name(),
+                        errno_text(&e.into())
+                    )
+                })?;
+            }
+            for fd in &v1_procs {
+                nix::unistd::write(fd, b"0")
+                    .map_err(|e| format!("join the container's cgroup: {}", errno_text(&e.into())))?;
+            }
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+                .map_err(|e| format!("create cgroup namespace: {}", errno_text(&e.into())))?;
+            if let Some(plan) = seccomp.clone() {
+                plan.install()
+                    .map_err(|e| format!("boot seccomp filter: {e}"))?;
+            }
+            Ok(())
+        };
+        let spawned = spawn_husk(
+            &exe()?,
+            &argv,
+            Spawn {
+                keep: &[fd],
+                stdin: Stdio::Inherit,
+                stdout: Stdio::Inherit,
+                clone_flags: birth.clone_flags,
+                cgroup: v2.as_ref().map(|f| f.as_fd()),
+                setup: Some(&mut setup),
+            },
+        );
+        let mut child = spawned.map_err(|e| {
+            Error::Sandbox(format!("start husk boot: {}", errno_text(&e)))
+        })?;
+        if let Some(own) = &own_pidns {
+            // Our own later children (waiters) belong in our pid namespace.
+            if let Err(e) = nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID) {
+                child.kill();
+                let _ = child.wait();
+                return Err(Error::Sandbox(format!("restore pid namespace: {e}")));
+            }
+        }
         drop(listener);
+        drop(maps_r);
+        if let Some((uid_map, gid_map)) = &id_maps {
+            if let Err(e) = write_id_maps(child.id(), uid_map, gid_map) {
+                child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+            let _ = nix::unistd::write(&maps_w, b"m");
+        }
+        drop(maps_w);
         let pid = child.id();
-        let boot = ProcRef::of(pid)
-            .ok_or_else(|| Error::Sandbox("husk boot exited as soon as it started".to_string()))?;
+        let boot = ProcRef::of(pid).ok_or_else(|| {
+            let why = child
+                .startup_error()
+                .unwrap_or_else(|| "it exited as soon as it started".into());
+            Error::Sandbox(format!("start husk boot: {why}"))
+        })?;
         Ok(Launched {
             sandbox: Sandbox {
                 id: id.to_string(),
@@ -120,39 +300,32 @@ impl Sandbox {
         })
     }
 
-    /// One request, one response. A sandbox that does not answer in time
-    /// (a stuck hook, a wedged process) is an error, not a hang; waiting
-    /// for an exit has no limit.
-    pub fn call(&self, req: &Request, fds: &[RawFd]) -> Result<Response> {
+    /// Send a request on a new connection.
+    fn begin(&self, req: &Request, fds: &[RawFd]) -> Result<UnixStream> {
         let conn = self.connect()?;
-        let limit = match req {
-            Request::Wait { .. } | Request::WaitPid { .. } => None,
-            // Building a container runs the spec's hooks, each with its own
-            // timeout; leave them room.
-            Request::Create(_) | Request::Start { .. } => Some(Duration::from_secs(600)),
-            _ => Some(CALL_TIMEOUT),
-        };
-        let _ = conn.set_read_timeout(limit);
-        self.call_on(&conn, req, fds)
-    }
-
-    fn call_on(&self, conn: &UnixStream, req: &Request, fds: &[RawFd]) -> Result<Response> {
-        wire::send(conn, req, fds).map_err(|e| {
+        wire::send(&conn, req, fds).map_err(|e| {
             Error::Sandbox(format!("send to sandbox {:?}: {}", self.id, errno_text(&e)))
         })?;
+        Ok(conn)
+    }
+
+    /// The next answer on `conn`, waiting at most `limit`.
+    fn next(&self, conn: &UnixStream, limit: Duration) -> Result<(Response, Vec<OwnedFd>)> {
+        let _ = conn.set_read_timeout(Some(limit));
         match wire::recv::<Response, _>(conn) {
-            Ok((Response::Error { message }, _)) => Err(Error::Sandbox(message)),
-            Ok((r, _)) => Ok(r),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::Sandbox(
-                format!("sandbox {:?} exited before answering", self.id),
-            )),
+            Ok((Response::Error { kind, message }, _)) => Err(Error::Remote { kind, message }),
+            Ok(r) => Ok(r),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(Error::SandboxGone(self.id.clone()))
+            }
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     || e.kind() == std::io::ErrorKind::TimedOut =>
             {
                 Err(Error::Sandbox(format!(
-                    "sandbox {:?} did not answer in time",
-                    self.id
+                    "sandbox {:?} did not answer within {}s",
+                    self.id,
+                    limit.as_secs()
                 )))
             }
             Err(e) => Err(Error::Sandbox(format!(
@@ -163,111 +336,113 @@ impl Sandbox {
         }
     }
 
-    fn expect_ok(&self, req: &Request) -> Result<()> {
-        match self.call(req, &[])? {
-            Response::Ok => Ok(()),
-            other => Err(unexpected(other)),
+    /// Follow a conversation (create, start, exec) to its end, passing
+    /// boot's events to `on_event`. Returns the final answer and the
+    /// process's pidfd (if boot forked one).
+    fn converse(
+        &self,
+        conn: &UnixStream,
+        on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
+    ) -> Result<(Response, Option<OwnedFd>)> {
+        let mut pidfd = None;
+        loop {
+            let (resp, mut fds) = self.next(conn, STEP_TIMEOUT)?;
+            match resp {
+                Response::Forked => {
+                    let fd = fds.pop().ok_or_else(|| {
+                        Error::Sandbox("sandbox sent no pidfd for the new process".into())
+                    })?;
+                    on_event(Event::Forked(&fd))?;
+                    pidfd = Some(fd);
+                }
+                Response::RunHooks => {
+                    let error = on_event(Event::RunHooks).err().map(|e| e.to_string());
+                    let failed = error.clone();
+                    wire::send(conn, &Request::HooksDone { error }, &[]).map_err(|e| {
+                        Error::Sandbox(format!("send to sandbox: {}", errno_text(&e)))
+                    })?;
+                    if let Some(m) = failed {
+                        return Err(Error::Invalid(m));
+                    }
+                }
+                Response::SeccompListener => {
+                    if let Some(fd) = fds.pop() {
+                        on_event(Event::SeccompListener(fd))?;
+                    }
+                }
+                other => return Ok((other, pidfd)),
+            }
         }
     }
 
-    pub fn create(&self, req: CreateContainer, fds: &[RawFd]) -> Result<ProcRef> {
-        match self.call(&Request::Create(Box::new(req)), fds)? {
-            Response::Created { pid, start_time } => Ok(ProcRef { pid, start_time }),
-            other => Err(unexpected(other)),
+    /// Build a container; returns its init's pidfd once it waits for start.
+    pub fn create(
+        &self,
+        req: CreateContainer,
+        fds: &[RawFd],
+        on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
+    ) -> Result<OwnedFd> {
+        let conn = self.begin(&Request::Create(Box::new(req)), fds)?;
+        match self.converse(&conn, on_event)? {
+            (Response::Created, Some(pidfd)) => Ok(pidfd),
+            (other, _) => Err(unexpected(other)),
         }
     }
 
-    pub fn start(&self, id: &str) -> Result<()> {
-        self.expect_ok(&Request::Start { id: id.into() })
-    }
-
-    pub fn signal(&self, id: &str, signal: i32, all: bool) -> Result<()> {
-        self.expect_ok(&Request::Signal {
-            id: id.into(),
-            signal,
-            all,
-        })
-    }
-
-    pub fn wait(&self, id: &str) -> Result<ExitStatus> {
-        match self.call(
-            &Request::Wait {
-                id: id.into(),
-                kill_on_close: false,
-            },
-            &[],
-        )? {
-            Response::Exited { status } => Ok(status),
-            other => Err(unexpected(other)),
+    pub fn start(&self, id: &str, on_event: &mut dyn FnMut(Event<'_>) -> Result<()>) -> Result<()> {
+        let conn = self.begin(&Request::Start { id: id.into() }, &[])?;
+        match self.converse(&conn, on_event)? {
+            (Response::Started, _) => Ok(()),
+            (other, _) => Err(unexpected(other)),
         }
     }
 
-    /// Open a connection that will answer when container `id`'s init exits
-    /// (for a pid-file waiter standing in for it).
+    /// Run a process in a container; returns boot's token for it and its
+    /// pidfd once it has exec'd.
+    pub fn exec(
+        &self,
+        req: ExecProcess,
+        fds: &[RawFd],
+        on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
+    ) -> Result<(u64, OwnedFd)> {
+        let conn = self.begin(&Request::Exec(Box::new(req)), fds)?;
+        match self.converse(&conn, on_event)? {
+            (Response::Execed { token }, Some(pidfd)) => Ok((token, pidfd)),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// A connection on which boot answers `Exited` when container `id`'s
+    /// init exits (held by a waiter or a `run`).
     pub fn wait_conn(&self, id: &str, kill_on_close: bool) -> Result<UnixStream> {
-        let conn = self.connect()?;
-        wire::send(
-            &conn,
+        self.begin(
             &Request::Wait {
                 id: id.into(),
                 kill_on_close,
             },
             &[],
         )
-        .map_err(|e| Error::Sandbox(format!("send to sandbox: {}", errno_text(&e))))?;
-        Ok(conn)
     }
 
-    /// Open a connection that will answer when `pid` (an exec'd process)
-    /// exits. Kept separate so a waiter process can hold it.
-    pub fn wait_pid_conn(&self, pid: i32, kill_on_close: bool) -> Result<UnixStream> {
-        let conn = self.connect()?;
-        wire::send(&conn, &Request::WaitPid { pid, kill_on_close }, &[])
-            .map_err(|e| Error::Sandbox(format!("send to sandbox: {}", errno_text(&e))))?;
-        Ok(conn)
+    /// As [`wait_conn`](Self::wait_conn), for an exec'd process.
+    pub fn wait_exec_conn(&self, token: u64, kill_on_close: bool) -> Result<UnixStream> {
+        self.begin(
+            &Request::WaitExec {
+                token,
+                kill_on_close,
+            },
+            &[],
+        )
     }
 
-    pub fn exec(&self, req: ExecProcess, fds: &[RawFd]) -> Result<ProcRef> {
-        match self.call(&Request::Exec(Box::new(req)), fds)? {
-            Response::Exec { pid, start_time } => Ok(ProcRef { pid, start_time }),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    pub fn processes(&self, id: &str) -> Result<Vec<i32>> {
-        match self.call(&Request::Processes { id: id.into() }, &[])? {
-            Response::Pids { pids } => Ok(pids),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    pub fn pause(&self, id: &str) -> Result<()> {
-        self.expect_ok(&Request::Pause { id: id.into() })
-    }
-
-    pub fn resume(&self, id: &str) -> Result<()> {
-        self.expect_ok(&Request::Resume { id: id.into() })
-    }
-
-    pub fn stats(&self, id: &str) -> Result<serde_json::Value> {
-        match self.call(&Request::Stats { id: id.into() }, &[])? {
-            Response::Stats { stats } => Ok(*stats),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    pub fn update(&self, id: &str, resources: oci_spec::runtime::LinuxResources) -> Result<()> {
-        self.expect_ok(&Request::Update {
-            id: id.into(),
-            resources: Box::new(resources),
-        })
-    }
-
-    /// Kill a container and wait until its init is reaped.
+    /// Kill a container's processes and wait until its init is reaped.
     pub fn destroy(&self, id: &str) -> Result<()> {
-        match self.call(&Request::Destroy { id: id.into() }, &[]) {
-            Ok(Response::Ok) | Ok(Response::Exited { .. }) => Ok(()),
-            Ok(other) => Err(unexpected(other)),
+        let conn = self.begin(&Request::Destroy { id: id.into() }, &[])?;
+        match self.next(&conn, CALL_TIMEOUT) {
+            Ok((Response::Destroyed, _)) | Ok((Response::Exited { .. }, _)) => Ok(()),
+            // The root's boot exits once it is done.
+            Err(Error::SandboxGone(_)) => Ok(()),
+            Ok((other, _)) => Err(unexpected(other)),
             Err(e) => Err(e),
         }
     }
@@ -289,10 +464,53 @@ impl Sandbox {
             Err(_) => true,
         }
     }
+
+    /// Whether boot has a pid namespace of its own (then every process of
+    /// the pod is visible from it, and none of the host's).
+    pub fn own_pid_namespace(&self) -> bool {
+        let a = std::fs::metadata(format!("/proc/{}/ns/pid", self.boot.pid));
+        let b = std::fs::metadata("/proc/self/ns/pid");
+        match (a, b) {
+            (Ok(a), Ok(b)) => {
+                use std::os::unix::fs::MetadataExt;
+                a.ino() != b.ino() || a.dev() != b.dev()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Read the exit status a Wait/WaitExec connection carries (blocking);
+/// `None` if boot went away without answering.
+pub fn read_exit(conn: &UnixStream) -> Option<ExitStatus> {
+    let _ = conn.set_read_timeout(None);
+    match wire::recv::<Response, _>(conn) {
+        Ok((Response::Exited { status }, _)) => Some(status),
+        _ => None,
+    }
 }
 
 fn unexpected(r: Response) -> Error {
     Error::Sandbox(format!("unexpected answer from sandbox: {r:?}"))
+}
+
+/// Write uid_map/gid_map of a process in a new user namespace.
+fn write_id_maps(pid: i32, uid_map: &str, gid_map: &str) -> Result<()> {
+    let write = |file: &str, text: &str, field: &str| -> Result<()> {
+        std::fs::write(format!("/proc/{pid}/{file}"), text).map_err(|e| {
+            Error::Sandbox(format!(
+                "{field}: write {}: {}",
+                text.trim().replace('\n', ", "),
+                errno_text(&e)
+            ))
+        })
+    };
+    write("uid_map", uid_map, "linux.uidMappings")?;
+    // Only a privileged writer may keep setgroups(2) allowed.
+    if !nix::unistd::geteuid().is_root() {
+        let _ = std::fs::write(format!("/proc/{pid}/setgroups"), "deny");
+    }
+    write("gid_map", gid_map, "linux.gidMappings")
 }
 
 /// SIGKILL a recorded process (if it is still that process) and wait for it
@@ -310,42 +528,74 @@ pub fn kill_and_wait(p: ProcRef, timeout: Duration) {
     }
 }
 
-/// A started gofer and the sandbox's end of its socket.
-pub struct Gofer {
-    pub child: ChildProc,
+/// Where a container's mounts come from: a gofer process (proxy file
+/// access), or this process itself (`--file-access=direct`).
+pub struct Mounts {
+    /// The socket boot reads the mounts from.
     pub sandbox_end: OwnedFd,
+    gofer: Option<ChildProc>,
 }
 
-impl Gofer {
-    /// Start `husk gofer` and queue its request, so it starts opening the
-    /// rootfs while boot is still starting.
-    pub fn spawn(cfg: &Config, id: &str, req: &GoferRequest) -> Result<Gofer> {
+impl Mounts {
+    /// Start the gofer and queue its request (it opens the rootfs while
+    /// boot is still starting), or open everything here.
+    pub fn open(cfg: &Config, id: &str, req: &GoferRequest) -> Result<Mounts> {
         let (ours, theirs) = UnixStream::pair()
             .map_err(|e| Error::Sandbox(format!("socketpair: {}", errno_text(&e))))?;
+        if cfg.file_access == FileAccess::Direct {
+            husk_oci::gofer::send(&ours, crate::gofer::prepare(req))
+                .map_err(|e| Error::Sandbox(format!("mounts: {}", errno_text(&e))))?;
+            return Ok(Mounts {
+                sandbox_end: OwnedFd::from(theirs),
+                gofer: None,
+            });
+        }
         let fd = theirs.as_raw_fd();
         clear_cloexec(fd).map_err(|e| Error::Sandbox(format!("gofer socket: {e}")))?;
         let argv = husk_argv(cfg, "gofer", &["--id", id, "--sock-fd", &fd.to_string()]);
-        let child = spawn_husk(&exe()?, &argv, fd, Stdio::Null, Stdio::Null)
-            .map_err(|e| Error::Sandbox(format!("start husk gofer: {}", errno_text(&e))))?;
+        let child = spawn_husk(
+            &exe()?,
+            &argv,
+            Spawn {
+                keep: &[fd],
+                stdin: Stdio::Null,
+                stdout: Stdio::Null,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| Error::Sandbox(format!("start husk gofer: {}", errno_text(&e))))?;
         drop(theirs);
         wire::send(&ours, req, &[])
             .map_err(|e| Error::Sandbox(format!("send request to gofer: {}", errno_text(&e))))?;
-        Ok(Gofer {
-            child,
+        Ok(Mounts {
             sandbox_end: OwnedFd::from(ours),
+            gofer: Some(child),
         })
     }
 
     /// Reap the gofer (it exits once it has answered).
     pub fn reap(mut self, timeout: Duration) {
-        if !self.child.wait_timeout(timeout.as_millis() as i32) {
-            self.child.kill();
+        if let Some(mut g) = self.gofer.take() {
+            if !g.wait_timeout(timeout.as_millis() as i32) {
+                g.kill();
+            }
+            let _ = g.wait();
         }
-        let _ = self.child.wait();
     }
 
     pub fn kill(mut self) {
-        self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut g) = self.gofer.take() {
+            g.kill();
+            let _ = g.wait();
+        }
     }
 }
+
+/// The deadline helper the CLI uses for bounded loops.
+pub fn deadline_after(d: Duration) -> Instant {
+    Instant::now() + d
+}
+
+/// Namespace kinds a stand-in for a container process enters: those that
+/// tools look at through its /proc entry.
+pub const STANDIN_NAMESPACES: [NsKind; 4] = [NsKind::Net, NsKind::Ipc, NsKind::Uts, NsKind::Mount];

@@ -1,19 +1,25 @@
-//! Waiters: small processes that stand in for a container process that is
-//! a child of the sandbox, for clients that wait on the pid in a pid file.
-//! conmon and containerd's shim are subreapers: once husk exits, a waiter
-//! forked by husk becomes their child. It passes the signals it gets on to
-//! the real process and exits with its status (the code, or 128+signal).
-//! If the waiter dies, boot sees its connection close and kills the process
-//! it stood for, so the two live and die together.
+//! Stand-ins: small processes that take the place of a container process
+//! (a pod member's init, an exec'd process) in a client's pid file. The
+//! real process is a child of boot; the client (conmon, containerd's shim:
+//! subreapers) waits on the pid we give it, so we give it a process that
+//! becomes its child when husk exits, passes the signals it gets on to the
+//! real process, and exits with its status (the code, or 128+signal).
+//!
+//! A stand-in lives where clients look for the container: it joins the
+//! container's cgroups (stats and OOM events are read from the pid's
+//! cgroup), its network, IPC, UTS and mount namespaces (tools build
+//! `/proc/<pid>/ns/*` paths from it, and podman's `top` lists the /proc of
+//! its mount namespace), and the sandbox's pid namespace, from which every
+//! process of the pod is visible and no process of the host. If it dies,
+//! boot sees its connection close and kills the process it stood for.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::unistd::Pid;
 
-use crate::control::{wire, Response};
+use crate::cgroups::CgroupPath;
 use crate::error::{errno_text, Error, Result};
 use crate::sys::process::{close_fds_except, exit_now, pidfd_open, pidfd_send_signal, Forked};
 
@@ -42,50 +48,80 @@ pub fn forward_until(sigfd: &SignalFd, done: i32, mut forward: impl FnMut(Signal
     }
 }
 
-/// The status carried by the sandbox's answer on a Wait/WaitPid
-/// connection; 255 if the sandbox went away without answering.
-pub fn read_exit(conn: &UnixStream) -> i32 {
-    match wire::recv::<Response, _>(conn) {
-        Ok((Response::Exited { status }, _)) => status.0,
-        _ => 255,
-    }
+/// What a stand-in stands for.
+pub struct StandIn<'a> {
+    /// A Wait or WaitExec connection made with kill_on_close.
+    pub conn: UnixStream,
+    /// The real process.
+    pub target: OwnedFd,
+    /// boot, when it has a pid namespace of its own to put the stand-in in.
+    pub sandbox_pidns: Option<OwnedFd>,
+    /// The cgroup the real process is in.
+    pub cgroup: &'a CgroupPath,
 }
 
-/// Fork a waiter holding `conn` (a Wait or WaitPid connection made with
-/// kill_on_close) for the process `target`. Returns the waiter's pid.
-pub fn spawn(conn: UnixStream, target: Pid) -> Result<i32> {
-    let pidfd = pidfd_open(target).ok();
+/// Fork a stand-in; returns its pid (in our pid namespace).
+pub fn spawn(s: StandIn<'_>) -> Result<i32> {
+    let procs = super::cgroup_procs(s.cgroup)?;
+    let own_pidns = match &s.sandbox_pidns {
+        Some(ns) => {
+            let own = pidfd_open(nix::unistd::getpid())
+                .map_err(|e| Error::Sandbox(format!("pidfd of ourselves: {e}")))?;
+            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| {
+                Error::Sandbox(format!(
+                    "enter the sandbox's pid namespace: {}",
+                    errno_text(&e.into())
+                ))
+            })?;
+            Some(own)
+        }
+        None => None,
+    };
     let mask = forward_mask();
-    match crate::sys::process::fork_into(0, None)
-        .map_err(|e| Error::Sandbox(format!("fork waiter: {}", errno_text(&e))))?
-    {
+    let forked = crate::sys::process::fork_into(0, None);
+    if let Some(own) = &own_pidns {
+        if !matches!(forked, Ok(Forked::Child)) {
+            let _ = nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID);
+        }
+    }
+    match forked.map_err(|e| Error::Sandbox(format!("fork stand-in: {}", errno_text(&e))))? {
         Forked::Parent { pid, .. } => Ok(pid.as_raw()),
         Forked::Child => {
+            drop(own_pidns);
+            drop(s.sandbox_pidns);
             let _ = nix::unistd::setsid();
-            // Hold no directory of the caller's (a bundle) open.
-            let _ = nix::unistd::chdir("/");
             // Hold none of the caller's stdio: clients read it to its end.
             crate::sys::process::stdio_to_null();
+            let _ = nix::sys::prctl::set_dumpable(false);
+            for fd in &procs {
+                let _ = nix::unistd::write(fd, b"0");
+            }
+            drop(procs);
+            let enter = super::STANDIN_NAMESPACES
+                .iter()
+                .fold(0, |f, k| f | k.flag()) as i32;
+            // Fails only if the process is gone; then the answer is near.
+            let _ = nix::sched::setns(
+                s.target.as_fd(),
+                nix::sched::CloneFlags::from_bits_retain(enter),
+            );
             let _ = mask.thread_block();
             let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK);
-            let mut keep = vec![conn.as_raw_fd()];
-            if let Some(p) = &pidfd {
-                keep.push(p.as_raw_fd());
-            }
-            if let Ok(s) = &sigfd {
-                keep.push(s.as_raw_fd());
+            let mut keep = vec![s.conn.as_raw_fd(), s.target.as_raw_fd()];
+            if let Ok(sf) = &sigfd {
+                keep.push(sf.as_raw_fd());
             }
             close_fds_except(&keep);
             let _ = nix::sys::prctl::set_name(c"husk-wait");
             crate::sys::memory::trim_idle();
             if let Ok(sigfd) = sigfd {
-                forward_until(&sigfd, conn.as_raw_fd(), |sig| {
-                    if let Some(fd) = &pidfd {
-                        let _ = pidfd_send_signal(fd.as_fd(), sig as i32);
-                    }
+                forward_until(&sigfd, s.conn.as_raw_fd(), |sig| {
+                    let _ = pidfd_send_signal(s.target.as_fd(), sig as i32);
                 });
             }
-            exit_now(read_exit(&conn))
+            // No answer: the sandbox, and the process with it, is gone.
+            let code = super::read_exit(&s.conn).map(|st| st.0).unwrap_or(137);
+            exit_now(code)
         }
     }
 }

@@ -23,11 +23,47 @@ pub enum Error {
     // and clients would see it twice.
     #[error("{what}: {}", errno_text(.err))]
     Io { what: String, err: io::Error },
-    /// A message from the sandbox (boot or gofer), passed on verbatim.
+    /// Something the sandbox (boot, the gofer, a container's init) failed
+    /// to do; the message says what.
     #[error("{0}")]
     Sandbox(String),
     #[error("{0}")]
     Invalid(String),
+    /// An error answer from boot, with its kind.
+    #[error("{message}")]
+    Remote {
+        kind: crate::control::ErrorKind,
+        message: String,
+    },
+    /// boot closed the connection without answering (it died).
+    #[error("sandbox {0:?} exited before answering")]
+    SandboxGone(String),
+    #[error(transparent)]
+    Cgroup(#[from] husk_cgroups::CgroupError),
+    #[error(transparent)]
+    Seccomp(#[from] husk_seccomp::SeccompError),
+}
+
+impl Error {
+    /// What kind of failure this is, as the control protocol carries it.
+    pub fn kind(&self) -> crate::control::ErrorKind {
+        use crate::control::ErrorKind as K;
+        match self {
+            Error::InvalidId(_) | Error::Spec(_) | Error::Invalid(_) => K::Invalid,
+            Error::NotFound(_) => K::NotFound,
+            Error::Exists(_) => K::Exists,
+            Error::BadState { .. } => K::BadState,
+            Error::Remote { kind, .. } => *kind,
+            Error::Seccomp(husk_seccomp::SeccompError::Spec { .. }) => K::Invalid,
+            Error::Cgroup(husk_cgroups::CgroupError::Unsupported { .. })
+            | Error::Cgroup(husk_cgroups::CgroupError::InvalidPath { .. }) => K::Invalid,
+            Error::Io { .. }
+            | Error::Sandbox(_)
+            | Error::SandboxGone(_)
+            | Error::Cgroup(_)
+            | Error::Seccomp(_) => K::Sandbox,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

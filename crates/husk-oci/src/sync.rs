@@ -1,18 +1,20 @@
 //! The messages between boot and a container's init (or an exec'd process
-//! before it execs), over their socketpair.
+//! before it execs), over their socketpair. The socket is close-on-exec in
+//! the child, so boot reads end-of-stream after [`Sync::Exec`] as "the
+//! program is running".
 
 use serde::{Deserialize, Serialize};
 
-/// Messages between boot and a container's init (or an exec'd process before
-/// it execs).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Sync {
-    /// boot → init: namespaces are set up from outside (id maps, cgroup).
-    Go,
     /// init → boot: run the createRuntime/prestart hooks now.
     RunHooks,
     /// boot → init: hooks done.
     HooksDone,
+    /// init → boot: a read-only mount of the container's procfs (attached):
+    /// boot shows it as its own /proc, so tools that look at the sandbox
+    /// process's /proc (podman top) see the container's processes.
+    ProcMount,
     /// init → boot: the container is created; waiting for Start.
     Ready,
     /// boot → init: exec the program.

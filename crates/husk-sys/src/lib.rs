@@ -77,30 +77,28 @@ pub fn loopback_up() -> io::Result<()> {
     Ok(())
 }
 
-/// Write `data` to a /proc file, refusing anything that is not on procfs
-/// (a container could have mounted or linked something over the path) and
-/// not following symlinks on the way (but for /proc/self itself).
-pub fn proc_write(path: &str, data: &[u8]) -> io::Result<()> {
-    let (base, rel) = match path.strip_prefix("/proc/self/") {
-        Some(rest) => ("/proc/self", rest),
-        None => (
-            "/proc",
-            path.strip_prefix("/proc/")
-                .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?,
-        ),
-    };
-    let dir = std::fs::File::open(base)?;
+/// Write `data` to `rel` (e.g. "self/oom_score_adj", "sys/net/...") under
+/// the procfs mount `proc`, refusing anything that is not on procfs and
+/// following no symlink but `self` on the way.
+pub fn proc_write_at(proc: std::os::fd::BorrowedFd<'_>, rel: &str, data: &[u8]) -> io::Result<()> {
     let check = |f: &dyn std::os::fd::AsFd| -> io::Result<()> {
         let st = nix::sys::statfs::fstatfs(f)?;
         if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
-            return Err(io::Error::other(format!("{path} is not on procfs")));
+            return Err(io::Error::other(format!("{rel} is not on procfs")));
         }
         Ok(())
     };
-    check(&dir)?;
+    check(&proc)?;
+    let (dir, rest) = match rel.strip_prefix("self/") {
+        Some(rest) => (
+            fd::openat(proc, Path::new("self"), libc::O_PATH | libc::O_DIRECTORY, 0)?,
+            rest,
+        ),
+        None => (proc.try_clone_to_owned()?, rel),
+    };
     let fd = mount::openat2(
         Some(std::os::fd::AsFd::as_fd(&dir)),
-        Path::new(rel),
+        Path::new(rest),
         libc::O_WRONLY,
         0,
         mount::RESOLVE_BENEATH | mount::RESOLVE_NO_SYMLINKS | mount::RESOLVE_NO_XDEV,
@@ -108,6 +106,15 @@ pub fn proc_write(path: &str, data: &[u8]) -> io::Result<()> {
     check(&fd)?;
     let mut f = std::fs::File::from(fd);
     std::io::Write::write_all(&mut f, data)
+}
+
+/// [`proc_write_at`] through this process's `/proc`.
+pub fn proc_write(path: &str, data: &[u8]) -> io::Result<()> {
+    let rel = path
+        .strip_prefix("/proc/")
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let proc = std::fs::File::open("/proc")?;
+    proc_write_at(std::os::fd::AsFd::as_fd(&proc), rel, data)
 }
 
 /// setdomainname(2) (nix has no wrapper).

@@ -145,6 +145,20 @@ pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
 }
 
+/// The pid of the process behind `pidfd`, as this process's pid namespace
+/// numbers it (from /proc/self/fdinfo): how a pid made in a sandbox's pid
+/// namespace is translated to the host's. `None` if the process has been
+/// reaped, or is not visible in our pid namespace.
+pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))?;
+    let pid = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .ok_or_else(|| io::Error::other("descriptor is not a pidfd"))?;
+    Ok((pid > 0).then_some(pid))
+}
+
 /// pidfd_send_signal(2): signal exactly the process the pidfd refers to.
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
     // SAFETY: plain integer arguments; a null siginfo means "as kill(2)".
@@ -319,15 +333,37 @@ pub fn reset_signals() {
 /// Point stdin, stdout and stderr at /dev/null (a process that must not
 /// hold its caller's stdio).
 pub fn stdio_to_null() {
-    if let Ok(null) = std::fs::OpenOptions::new()
+    let opened;
+    let null = match NULL_DEVICE.get() {
+        Some(fd) => fd.as_fd(),
+        None => match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        {
+            Ok(f) => {
+                opened = f;
+                opened.as_fd()
+            }
+            Err(_) => return,
+        },
+    };
+    for fd in 0..3 {
+        let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+    }
+}
+
+static NULL_DEVICE: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
+/// Keep /dev/null open for [`stdio_to_null`], for a process about to leave
+/// every host path behind (boot).
+pub fn keep_null_device() -> io::Result<()> {
+    let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open("/dev/null")
-    {
-        for fd in 0..3 {
-            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
-        }
-    }
+        .open("/dev/null")?;
+    let _ = NULL_DEVICE.set(OwnedFd::from(f));
+    Ok(())
 }
 
 /// Exit immediately without running destructors or flushing stdio buffers that

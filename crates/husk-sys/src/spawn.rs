@@ -12,7 +12,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -23,7 +23,9 @@ use super::mount::{
     mount_setattr, open_tree, Attrs, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
     OPEN_TREE_CLONE,
 };
-use super::process::{close_fds_except, exit_now, pidfd_open, pidfd_send_signal, pidfd_wait_exit};
+use super::process::{
+    close_fds_except, exit_now, fork_into, pidfd_send_signal, pidfd_wait_exit, Forked,
+};
 
 /// What the child's standard streams are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +42,8 @@ pub struct ChildProc {
     pub pid: Pid,
     pidfd: OwnedFd,
     status: Option<WaitStatus>,
+    /// Read end of the child's startup-error pipe.
+    startup: Option<OwnedFd>,
 }
 
 /// Open a read-only detached mount of the running husk binary.
@@ -61,15 +65,41 @@ fn cstring(s: impl AsRef<std::ffi::OsStr>) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in argument"))
 }
 
-/// fork, then execveat the husk binary behind `exe` with `argv`, keeping
-/// descriptor `keep` (which must not be close-on-exec) and the chosen stdio.
-pub fn spawn_husk(
-    exe: &OwnedFd,
-    argv: &[String],
-    keep: RawFd,
-    stdin: Stdio,
-    stdout: Stdio,
-) -> io::Result<ChildProc> {
+/// How to start a husk helper.
+pub struct Spawn<'a> {
+    /// Descriptors the helper keeps (besides stdio); they must not be
+    /// close-on-exec.
+    pub keep: &'a [RawFd],
+    pub stdin: Stdio,
+    pub stdout: Stdio,
+    /// CLONE_NEW* flags: namespaces the helper is born into.
+    pub clone_flags: u64,
+    /// A cgroup v2 directory to be born into (CLONE_INTO_CGROUP).
+    pub cgroup: Option<BorrowedFd<'a>>,
+    /// Steps the child takes before it execs (joining namespaces and
+    /// cgroups, dropping privileges). An error ends the child; its text is
+    /// what [`ChildProc::startup_error`] reports.
+    pub setup: Option<&'a mut dyn FnMut() -> Result<(), String>>,
+}
+
+impl Default for Spawn<'_> {
+    fn default() -> Self {
+        Spawn {
+            keep: &[],
+            stdin: Stdio::Inherit,
+            stdout: Stdio::Inherit,
+            clone_flags: 0,
+            cgroup: None,
+            setup: None,
+        }
+    }
+}
+
+/// clone3 (into `how.clone_flags` and `how.cgroup`), run `how.setup` in the
+/// child, then execveat the husk binary behind `exe` with `argv`, keeping
+/// the descriptors in `how.keep` and the chosen stdio. Fails if the process
+/// has more than one thread.
+pub fn spawn_husk(exe: &OwnedFd, argv: &[String], how: Spawn<'_>) -> io::Result<ChildProc> {
     let argv_c: Vec<CString> = argv.iter().map(cstring).collect::<io::Result<_>>()?;
     let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|a| a.as_ptr()).collect();
     argv_p.push(std::ptr::null());
@@ -87,12 +117,24 @@ pub fn spawn_husk(
         .read(true)
         .write(true)
         .open("/dev/null")?;
-
-    // SAFETY: the CLI is single-threaded; the child only rearranges
-    // descriptors and execs (or exits).
-    match unsafe { libc::fork() } {
-        -1 => Err(io::Error::last_os_error()),
-        0 => {
+    // The child reports why it could not exec here; a successful exec
+    // closes it (close-on-exec) with nothing written.
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let Spawn {
+        keep,
+        stdin,
+        stdout,
+        clone_flags,
+        cgroup,
+        setup,
+    } = how;
+    match fork_into(clone_flags, cgroup)? {
+        Forked::Child => {
+            drop(err_r);
+            let fail = |msg: &str| -> ! {
+                let _ = nix::unistd::write(&err_w, msg.as_bytes());
+                exit_now(127)
+            };
             // The caller may have signals blocked (run, exec); the helper
             // starts with a clean mask.
             let _ = nix::sys::signal::sigprocmask(
@@ -100,15 +142,21 @@ pub fn spawn_husk(
                 Some(&nix::sys::signal::SigSet::empty()),
                 None,
             );
+            if let Some(setup) = setup {
+                if let Err(msg) = setup() {
+                    fail(&msg);
+                }
+            }
             if stdin == Stdio::Null {
-                // SAFETY: dup2 on descriptors we hold.
-                unsafe { libc::dup2(null.as_raw_fd(), 0) };
+                let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
             }
             if stdout == Stdio::Null {
-                // SAFETY: as above.
-                unsafe { libc::dup2(null.as_raw_fd(), 1) };
+                let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
             }
-            close_fds_except(&[keep, exe.as_raw_fd()]);
+            let mut keep_all = keep.to_vec();
+            keep_all.push(exe.as_raw_fd());
+            keep_all.push(err_w.as_raw_fd());
+            close_fds_except(&keep_all);
             // SAFETY: argv/envp are NUL-terminated arrays of valid C
             // strings that live until execveat replaces this process.
             unsafe {
@@ -121,15 +169,18 @@ pub fn spawn_husk(
                     libc::AT_EMPTY_PATH,
                 )
             };
-            exit_now(127)
+            fail(&format!(
+                "exec husk: {}",
+                crate::errno_text(&io::Error::last_os_error())
+            ))
         }
-        pid => {
-            let pid = Pid::from_raw(pid);
-            let pidfd = pidfd_open(pid)?;
+        Forked::Parent { pid, pidfd } => {
+            drop(err_w);
             Ok(ChildProc {
                 pid,
                 pidfd,
                 status: None,
+                startup: Some(err_r),
             })
         }
     }
@@ -190,6 +241,25 @@ impl ChildProc {
         }
         let _ = pidfd_wait_exit(self.pidfd.as_fd(), ms);
         matches!(self.try_wait(), Ok(Some(_)))
+    }
+
+    /// Why the child could not start (its setup failed or exec did), once it
+    /// has exited; `None` if it started or is still on the way.
+    pub fn startup_error(&mut self) -> Option<String> {
+        let fd = self.startup.take()?;
+        let _ = nix::fcntl::fcntl(
+            fd.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+        let mut buf = [0u8; 512];
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            Ok(n) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Ok(_) => None,
+            Err(_) => {
+                self.startup = Some(fd);
+                None
+            }
+        }
     }
 
     pub fn kill(&mut self) {

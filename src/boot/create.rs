@@ -1,0 +1,415 @@
+//! Building a container and starting it: the init is forked at once, and
+//! everything after is driven by its setup socket (and, for hooks, by the
+//! caller's connection), so boot answers everyone else meanwhile.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::time::Instant;
+
+use super::conn::{ConnId, Role};
+use super::init::{self, InitArgs};
+use super::{Boot, Ctr, Phase, SyncChan, SETUP_LIMIT};
+use crate::control::{wire, CreateContainer, NsKind, Response};
+use crate::error::{errno_text, Error, Result};
+use crate::sys::process::{fork_into, pidfd_send_signal, Forked};
+use husk_oci::sync::Sync;
+
+/// Take descriptor `i` of a request.
+pub(super) fn take(fds: &mut [Option<OwnedFd>], i: usize) -> Result<OwnedFd> {
+    wire::take_fd(fds, i).map_err(|e| Error::Sandbox(e.to_string()))
+}
+
+impl Boot {
+    pub(super) fn create(
+        &mut self,
+        conn: ConnId,
+        req: CreateContainer,
+        fds: Vec<OwnedFd>,
+    ) -> Result<()> {
+        if self.exiting.is_some() {
+            return Err(Error::Invalid("the sandbox is shutting down".into()));
+        }
+        if self.containers.contains_key(&req.id) {
+            return Err(Error::Exists(req.id));
+        }
+        let is_root = self.root_id.is_none();
+        if !is_root && req.namespaces.creates(NsKind::User) {
+            return Err(Error::Spec(
+                "linux.namespaces: a pod member shares its pod's user namespace and cannot have one of its own".into(),
+            ));
+        }
+        if let Some(p) = req.spec.process().as_ref() {
+            if is_root {
+                // From now on the sandbox holds only what it and its
+                // containers may need.
+                let names = crate::posture::cap_names(p);
+                crate::posture::boot_restrict(&crate::posture::boot_keeps(&names))?;
+            } else if let Some(missing) = crate::posture::missing_caps(p) {
+                return Err(Error::Spec(format!(
+                    "process.capabilities: {missing} not available in sandbox {:?} (its root container did not have them)",
+                    self.root_id.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+        let mut fds: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
+        let stdio = match req.fds.stdio {
+            Some([a, b, c]) => Some([take(&mut fds, a)?, take(&mut fds, b)?, take(&mut fds, c)?]),
+            None => None,
+        };
+        let console = req
+            .fds
+            .console_socket
+            .map(|i| take(&mut fds, i))
+            .transpose()?;
+        let mounts = take(&mut fds, req.fds.mounts)?;
+        let mut preserved = Vec::new();
+        for i in &req.fds.preserved {
+            preserved.push(take(&mut fds, *i)?);
+        }
+        let host_root = req
+            .fds
+            .host_root
+            .map(|i| take(&mut fds, i))
+            .transpose()?;
+        let mut cgroup_procs = Vec::new();
+        for i in &req.fds.cgroup_procs {
+            cgroup_procs.push(take(&mut fds, *i)?);
+        }
+        // Kept for processes exec'd into the container later.
+        let ctr_cgroup_procs = cgroup_procs
+            .iter()
+            .map(|f| f.try_clone())
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| Error::Sandbox(format!("cgroup descriptors: {}", errno_text(&e))))?;
+        let mut joins = Vec::new();
+        let mut pid_join = None;
+        for (kind, i) in &req.namespaces.join {
+            let fd = take(&mut fds, *i)?;
+            match kind {
+                // A process cannot move itself into another pid namespace:
+                // boot enters it for its next child.
+                NsKind::Pid => pid_join = Some(fd),
+                NsKind::User => {
+                    return Err(Error::Spec(
+                        "linux.namespaces: joining a user namespace other than the pod's is not supported".into(),
+                    ))
+                }
+                k => joins.push((*k, fd)),
+            }
+        }
+        let clone_flags = req
+            .namespaces
+            .new
+            .iter()
+            .filter(|k| matches!(k, NsKind::Pid | NsKind::Mount | NsKind::Net | NsKind::Ipc | NsKind::Uts))
+            .fold(0u64, |f, k| f | k.flag());
+        let (parent_sock, child_sock) = UnixStream::pair()
+            .map_err(|e| Error::Sandbox(format!("socketpair: {}", errno_text(&e))))?;
+
+        if let Some(ns) = &pid_join {
+            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| {
+                Error::Sandbox(format!(
+                    "join pid namespace (linux.namespaces): {}",
+                    errno_text(&e.into())
+                ))
+            })?;
+        }
+        let forked = fork_into(clone_flags, None);
+        if pid_join.is_some() && !matches!(forked, Ok(Forked::Child)) {
+            if let Err(e) = super::restore_pidns(self) {
+                if let Ok(Forked::Parent { pidfd, .. }) = &forked {
+                    let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                }
+                return Err(e);
+            }
+        }
+        let (pid, pidfd) = match forked {
+            Err(e) => {
+                return Err(Error::Sandbox(format!(
+                    "create namespaces: {}",
+                    errno_text(&e)
+                )))
+            }
+            Ok(Forked::Child) => {
+                drop(parent_sock);
+                super::close_inherited(self);
+                init::child_main(InitArgs {
+                    cfg: &self.cfg,
+                    spec: &req.spec,
+                    cgroup: &req.cgroup,
+                    ns: &req.namespaces,
+                    joins,
+                    cgroup_procs,
+                    hook_state: &req.hook_state,
+                    sync: child_sock,
+                    stdio,
+                    console,
+                    mounts,
+                    host_root,
+                    preserved,
+                    seccomp: req.seccomp.clone(),
+                    apparmor: req.apparmor,
+                    show_proc: is_root,
+                })
+            }
+            Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
+        };
+        drop(child_sock);
+        drop(stdio);
+        drop(console);
+        drop(mounts);
+        drop(host_root);
+        drop(preserved);
+        if !self.send_conn(conn, &Response::Forked, &[pidfd.as_raw_fd()]) {
+            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            self.close_conn(conn);
+            return Ok(());
+        }
+        let sync = SyncChan::new(parent_sock).map_err(|e| {
+            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            Error::Sandbox(format!("setup socket: {e}"))
+        })?;
+        // What an exec'd process must enter to be in this container.
+        let mut enter = 0u64;
+        let mut enter_pid = false;
+        let kinds = req
+            .namespaces
+            .new
+            .iter()
+            .copied()
+            .chain(req.namespaces.join.iter().map(|(k, _)| *k));
+        for k in kinds {
+            match k {
+                NsKind::Pid => enter_pid = true,
+                NsKind::User => {}
+                k => enter |= k.flag(),
+            }
+        }
+        self.containers.insert(
+            req.id.clone(),
+            Ctr {
+                hook_state: req.hook_state,
+                seccomp: req.seccomp,
+                personality: req.spec.linux().as_ref().and_then(|l| l.personality().clone()),
+                apparmor: req.apparmor,
+                init: pid,
+                pidfd,
+                phase: Phase::Building,
+                sync: Some(sync),
+                conn: Some(conn),
+                deadline: Some(Instant::now() + SETUP_LIMIT),
+                announced: false,
+                enter,
+                enter_pid,
+                cgroup_procs: ctr_cgroup_procs,
+                waiters: Vec::new(),
+                destroyed: false,
+            },
+        );
+        self.set_role(
+            conn,
+            Role::Creating {
+                id: req.id.clone(),
+                hooks: false,
+            },
+        );
+        if is_root {
+            self.root_id = Some(req.id);
+        }
+        Ok(())
+    }
+
+    /// Messages (or the end of stream) on a container init's setup socket.
+    pub(super) fn on_init_event(&mut self, id: &str) {
+        loop {
+            let Some(c) = self.containers.get_mut(id) else {
+                return;
+            };
+            let Some(sync) = c.sync.as_mut() else { return };
+            let msg = sync.reader.read::<Sync, _>(&sync.sock);
+            let phase = c.phase;
+            let conn = c.conn;
+            match msg {
+                Ok(None) => return,
+                Ok(Some((Sync::RunHooks, _))) if phase == Phase::Building => match conn {
+                    Some(conn) if self.send_conn(conn, &Response::RunHooks, &[]) => {
+                        self.set_role(
+                            conn,
+                            Role::Creating {
+                                id: id.to_string(),
+                                hooks: true,
+                            },
+                        );
+                    }
+                    _ => {
+                        return self.fail_setup(id, Error::Sandbox("the creator went away".into()))
+                    }
+                },
+                Ok(Some((Sync::ProcMount, fds))) if phase == Phase::Building => {
+                    if let Some(fd) = fds.into_iter().next() {
+                        if self.root_id.as_deref() == Some(id) {
+                            if let Err(e) = super::setup::show_container_proc(fd) {
+                                tracing::warn!("{e}");
+                            }
+                        }
+                    }
+                }
+                Ok(Some((Sync::SeccompNotify, fds))) => {
+                    let sent = match (conn, fds.first()) {
+                        (Some(conn), Some(fd)) => {
+                            self.send_conn(conn, &Response::SeccompListener, &[fd.as_raw_fd()])
+                        }
+                        _ => false,
+                    };
+                    if !sent {
+                        tracing::warn!(
+                            "container {id}: seccomp notify descriptor could not be handed over"
+                        );
+                    }
+                }
+                Ok(Some((Sync::Ready, _))) if phase == Phase::Building => {
+                    let c = self.containers.get_mut(id).expect("present");
+                    c.phase = Phase::Created;
+                    c.deadline = None;
+                    c.conn = None;
+                    if let Some(conn) = conn {
+                        self.finish_conn(conn, Response::Created);
+                    }
+                    if self.root_id.as_deref() == Some(id) {
+                        // The sandbox outlives its creator from now on.
+                        let _ = nix::sys::prctl::set_pdeathsig(None);
+                        // The container owns our stdio now; hold none of it,
+                        // so its readers see end-of-file when the container's
+                        // processes exit.
+                        crate::sys::process::stdio_to_null();
+                    }
+                    return;
+                }
+                Ok(Some((Sync::Exec, _))) if phase == Phase::Starting => {
+                    self.containers.get_mut(id).expect("present").announced = true;
+                }
+                Ok(Some((Sync::Error { message }, _))) => {
+                    return self.fail_setup(id, Error::Sandbox(message))
+                }
+                Ok(Some((other, _))) => {
+                    return self.fail_setup(
+                        id,
+                        Error::Sandbox(format!(
+                            "container {id:?}: unexpected message from its init: {other:?}"
+                        )),
+                    )
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    let c = self.containers.get_mut(id).expect("present");
+                    if phase == Phase::Starting && c.announced {
+                        // The program runs.
+                        c.phase = Phase::Running;
+                        c.sync = None;
+                        c.deadline = None;
+                        c.conn = None;
+                        if let Some(conn) = conn {
+                            self.finish_conn(conn, Response::Started);
+                        }
+                        return;
+                    }
+                    let what = if phase == Phase::Starting {
+                        format!("container {id:?}: its process died before it could exec")
+                    } else {
+                        format!("container {id:?}: its init exited while being set up")
+                    };
+                    return self.fail_setup(id, Error::Sandbox(what));
+                }
+                Err(e) => {
+                    return self.fail_setup(
+                        id,
+                        Error::Sandbox(format!("container {id:?}: setup socket: {e}")),
+                    )
+                }
+            }
+        }
+    }
+
+    /// The caller ran (or failed) the hooks the init asked for.
+    pub(super) fn hooks_done(&mut self, id: &str, conn: ConnId, error: Option<String>) {
+        self.set_role(
+            conn,
+            Role::Creating {
+                id: id.to_string(),
+                hooks: false,
+            },
+        );
+        let Some(sync) = self.containers.get(id).and_then(|c| c.sync.as_ref()) else {
+            return;
+        };
+        let msg = match &error {
+            None => Sync::HooksDone,
+            Some(m) => Sync::Error { message: m.clone() },
+        };
+        let sent = wire::send(&sync.sock, &msg, &[]);
+        match (error, sent) {
+            (Some(m), _) => self.fail_setup(id, Error::Invalid(m)),
+            (None, Err(e)) => self.fail_setup(id, Error::Sandbox(format!("setup socket: {e}"))),
+            (None, Ok(())) => {}
+        }
+    }
+
+    /// `Start`: release a created container's init.
+    pub(super) fn start(&mut self, conn: ConnId, id: &str) -> Result<()> {
+        let c = self
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        if c.phase != Phase::Created {
+            return Err(Error::BadState {
+                id: id.to_string(),
+                op: "start",
+                status: match c.phase {
+                    Phase::Building => "creating",
+                    Phase::Created => "created",
+                    Phase::Starting | Phase::Running => "running",
+                    Phase::Exited(_) => "stopped",
+                }
+                .to_string(),
+            });
+        }
+        let sync = c
+            .sync
+            .as_ref()
+            .ok_or_else(|| Error::Sandbox(format!("container {id:?} lost its init")))?;
+        wire::send(&sync.sock, &Sync::Start, &[])
+            .map_err(|e| Error::Sandbox(format!("container {id:?}: start: {}", errno_text(&e))))?;
+        c.phase = Phase::Starting;
+        c.conn = Some(conn);
+        c.deadline = Some(Instant::now() + SETUP_LIMIT);
+        self.set_role(conn, Role::Starting(id.to_string()));
+        Ok(())
+    }
+
+    /// A container's setup failed: tell its caller, kill its init. A
+    /// container that never got created is forgotten; a root container's
+    /// failure ends the sandbox.
+    pub(super) fn fail_setup(&mut self, id: &str, e: Error) {
+        let Some(c) = self.containers.get_mut(id) else {
+            return;
+        };
+        tracing::debug!("container {id}: {e}");
+        let _ = pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL);
+        c.sync = None;
+        c.deadline = None;
+        let conn = c.conn.take();
+        let building = c.phase == Phase::Building;
+        if let Some(conn) = conn {
+            self.fail_conn(conn, &e);
+        }
+        if building {
+            if let Some(c) = self.containers.remove(id) {
+                for w in c.waiters {
+                    self.fail_conn(w, &e);
+                }
+            }
+            if self.root_id.as_deref() == Some(id) {
+                self.exiting = Some(crate::control::ExitStatus(1));
+            }
+        }
+    }
+}
