@@ -182,6 +182,13 @@ fn overlay_rootfs(rootfs: &Path) -> std::result::Result<OwnedFd, String> {
 
 /// Resolve a host path without following magic links (/proc/<pid>/fd/... and
 /// friends), then clone the mount tree at it.
+///
+/// A clone of a shared mount joins its peer group: whatever the container
+/// then mounts on it would appear on the host (and pivot_root refuses a
+/// shared root). So every clone is made a slave of its source, as runc's
+/// default rootfsPropagation ("rslave") has it: the host's later mounts
+/// still show up in the container, nothing flows back. Propagation the
+/// spec asks for on a bind mount is set after it is attached.
 fn open_source(path: &Path, recursive: bool) -> std::result::Result<OwnedFd, String> {
     let fd =
         openat2(None, path, libc::O_PATH, 0, RESOLVE_NO_MAGICLINKS).map_err(|e| errno_text(&e))?;
@@ -189,7 +196,17 @@ fn open_source(path: &Path, recursive: bool) -> std::result::Result<OwnedFd, Str
     if recursive {
         flags |= AT_RECURSIVE;
     }
-    open_tree(Some(fd.as_fd()), Path::new(""), flags).map_err(|e| errno_text(&e))
+    let tree = open_tree(Some(fd.as_fd()), Path::new(""), flags).map_err(|e| errno_text(&e))?;
+    mount_setattr(
+        tree.as_fd(),
+        recursive,
+        &crate::sys::mount::Attrs {
+            propagation: crate::sys::mount::MS_SLAVE,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| format!("make it a slave mount: {}", errno_text(&e)))?;
+    Ok(tree)
 }
 
 /// `husk gofer`: read one request from `sock`, answer it, exit.
