@@ -34,7 +34,7 @@ const DAEMON_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 /// starting its own.
 const SYSTEM_CONTAINERD: &str = "/run/containerd/containerd.sock";
 /// Limit for one client command.
-const CMD_LIMIT: Duration = Duration::from_secs(60);
+const CMD_LIMIT: Duration = Duration::from_secs(30);
 /// After this long, a runtime's remaining scenarios are not run (failed).
 const RUNTIME_BUDGET: Duration = Duration::from_secs(240);
 
