@@ -869,7 +869,7 @@ impl Drop for Daemon {
                 )
             });
         }
-        self.snapshot.restore_network();
+        let _ = catch_unwind(AssertUnwindSafe(|| self.snapshot.restore_network()));
         if let Some(d) = log_dir {
             let _ = std::fs::create_dir_all(&d);
             let _ = std::fs::copy(
