@@ -895,6 +895,69 @@ fn s_run(d: &Daemon) {
     assert_eq!(o.code, Some(3), "{}", o.describe());
 }
 
+fn ns_of(pid: i32, kind: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The pid namespaces of `pid`, innermost last (from NSpid: how many levels
+/// deep it is).
+fn pidns_depth(pid: i32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .map(|v| v.split_whitespace().count())
+        })
+        .unwrap_or(0)
+}
+
+/// What clients build on the pid Docker gets from the runtime (State.Pid:
+/// `--network container:X` paths, the shim's stats and OOM events): it is
+/// in the container's network, IPC and UTS namespaces and cgroups, and in
+/// a pid namespace that is not the host's and from which the container's
+/// process is visible. runc gives the container's process itself.
+fn assert_pid_facts(state_pid: i32, container_proc: i32) {
+    for kind in ["net", "ipc", "uts"] {
+        assert_eq!(
+            ns_of(state_pid, kind),
+            ns_of(container_proc, kind),
+            "State.Pid {state_pid} is not in the container's {kind} namespace"
+        );
+    }
+    assert_ne!(
+        ns_of(state_pid, "pid"),
+        ns_of(std::process::id() as i32, "pid"),
+        "State.Pid {state_pid} is in the host's pid namespace"
+    );
+    // The container's process lives in State.Pid's pid namespace or in one
+    // below it (then it is visible from it).
+    assert!(
+        pidns_depth(container_proc) >= pidns_depth(state_pid) && pidns_depth(state_pid) >= 2,
+        "State.Pid {state_pid} cannot see the container's process {container_proc}"
+    );
+    let cg = |p: i32| std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap_or_default();
+    assert_eq!(
+        cg(state_pid),
+        cg(container_proc),
+        "State.Pid {state_pid} is not in the container's cgroups"
+    );
+}
+
+/// The host pid of the process running `cmd` in container `n`, by `top`.
+fn top_pid(d: &Daemon, n: &str, cmd: &str) -> i32 {
+    let top = d.ok(&["top", n, "-o", "pid,args"]);
+    top.lines()
+        .skip(1)
+        .find_map(|l| {
+            let (pid, args) = l.trim().split_once(' ')?;
+            (args.trim() == cmd).then(|| pid.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {cmd:?} in top of {n}:\n{top}"))
+}
+
 /// `stop -t 2` (sleep ignores SIGTERM as pid 1: SIGKILL after 2 s) and
 /// `kill` end the container: 137, and its process is gone.
 fn s_stop_kill(d: &Daemon) {
@@ -903,11 +966,9 @@ fn s_stop_kill(d: &Daemon) {
         d.run(&["-d", "--name", &n], &["sleep", "1000"]).ok();
         let pid: i32 = d.inspect(&n, "{{.State.Pid}}").parse().unwrap();
         assert!(pid > 0 && pid_alive(pid), "State.Pid {pid} is not running");
-        assert_eq!(
-            cmdline(pid),
-            "sleep 1000",
-            "State.Pid {pid} is not the sleep"
-        );
+        let sleep = top_pid(d, &n, "sleep 1000");
+        assert_eq!(cmdline(sleep), "sleep 1000");
+        assert_pid_facts(pid, sleep);
         let t = Instant::now();
         if how == "stop" {
             d.ok(&["stop", "-t", "2", &n]);
@@ -921,10 +982,12 @@ fn s_stop_kill(d: &Daemon) {
         }
         d.wait_status(&n, "exited", Duration::from_secs(10));
         assert_eq!(d.inspect(&n, "{{.State.ExitCode}}"), "137", "{how}");
-        assert!(
-            wait_for(Duration::from_secs(5), || (!pid_alive(pid)).then_some(())).is_some(),
-            "{how}: process {pid} still runs"
-        );
+        for p in [pid, sleep] {
+            assert!(
+                wait_for(Duration::from_secs(5), || (!pid_alive(p)).then_some(())).is_some(),
+                "{how}: process {p} still runs"
+            );
+        }
     }
 }
 

@@ -551,8 +551,14 @@ fn husk_processes_posture() {
     let init = env.state(&id)["pid"].as_i64().unwrap();
     for ns in ["net", "ipc", "uts"] {
         let b = std::fs::read_link(format!("/proc/{boot}/ns/{ns}")).unwrap();
-        assert_eq!(b, std::fs::read_link(format!("/proc/{init}/ns/{ns}")).unwrap());
-        assert_ne!(b, std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap());
+        assert_eq!(
+            b,
+            std::fs::read_link(format!("/proc/{init}/ns/{ns}")).unwrap()
+        );
+        assert_ne!(
+            b,
+            std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap()
+        );
     }
     for ns in ["pid", "mnt"] {
         assert_ne!(

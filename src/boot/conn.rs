@@ -34,9 +34,15 @@ pub enum Role {
     /// Reading its request.
     Request,
     /// Waiting for an exit.
-    Parked { target: Target, kill_on_close: bool },
+    Parked {
+        target: Target,
+        kill_on_close: bool,
+    },
     /// In a create conversation; reading `HooksDone` when `hooks` is set.
-    Creating { id: String, hooks: bool },
+    Creating {
+        id: String,
+        hooks: bool,
+    },
     Starting(String),
     Execing(u64),
 }
@@ -222,10 +228,7 @@ impl Boot {
                 if let Some(ctr) = self.containers.get_mut(&cid) {
                     ctr.conn = None;
                 }
-                self.fail_setup(
-                    &cid,
-                    Error::Sandbox("the creator went away".into()),
-                );
+                self.fail_setup(&cid, Error::Sandbox("the creator went away".into()));
             }
             Role::Starting(cid) => {
                 // The start goes on; its result is seen in the state.
@@ -269,9 +272,9 @@ impl Boot {
                 kill_on_close,
             } => self.wait(id, Target::Exec(token), kill_on_close),
             Request::Destroy { id: cid } => self.destroy(id, &cid),
-            Request::HooksDone { .. } => Err(Error::Invalid(
-                "HooksDone outside of a create".into(),
-            )),
+            Request::HooksDone { .. } => {
+                Err(Error::Invalid("HooksDone outside of a create".into()))
+            }
         };
         if let Err(e) = result {
             self.fail_conn(id, &e);
@@ -284,7 +287,12 @@ impl Boot {
         }
     }
 
-    fn wait(&mut self, id: ConnId, target: Target, kill_on_close: bool) -> crate::error::Result<()> {
+    fn wait(
+        &mut self,
+        id: ConnId,
+        target: Target,
+        kill_on_close: bool,
+    ) -> crate::error::Result<()> {
         match &target {
             Target::Ctr(cid) => {
                 let c = self
@@ -347,7 +355,10 @@ impl Boot {
             .map(|(t, _)| *t)
             .collect();
         for t in tokens {
-            let _ = pidfd_send_signal(std::os::fd::AsFd::as_fd(&self.procs[&t].pidfd), libc::SIGKILL);
+            let _ = pidfd_send_signal(
+                std::os::fd::AsFd::as_fd(&self.procs[&t].pidfd),
+                libc::SIGKILL,
+            );
         }
         // Answered from the reaper: as a waiter of the container.
         self.containers

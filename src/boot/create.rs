@@ -66,11 +66,7 @@ impl Boot {
         for i in &req.fds.preserved {
             preserved.push(take(&mut fds, *i)?);
         }
-        let host_root = req
-            .fds
-            .host_root
-            .map(|i| take(&mut fds, i))
-            .transpose()?;
+        let host_root = req.fds.host_root.map(|i| take(&mut fds, i)).transpose()?;
         let mut cgroup_procs = Vec::new();
         for i in &req.fds.cgroup_procs {
             cgroup_procs.push(take(&mut fds, *i)?);
@@ -101,7 +97,12 @@ impl Boot {
             .namespaces
             .new
             .iter()
-            .filter(|k| matches!(k, NsKind::Pid | NsKind::Mount | NsKind::Net | NsKind::Ipc | NsKind::Uts))
+            .filter(|k| {
+                matches!(
+                    k,
+                    NsKind::Pid | NsKind::Mount | NsKind::Net | NsKind::Ipc | NsKind::Uts
+                )
+            })
             .fold(0u64, |f, k| f | k.flag());
         let (parent_sock, child_sock) = UnixStream::pair()
             .map_err(|e| Error::Sandbox(format!("socketpair: {}", errno_text(&e))))?;
@@ -190,7 +191,11 @@ impl Boot {
             Ctr {
                 hook_state: req.hook_state,
                 seccomp: req.seccomp,
-                personality: req.spec.linux().as_ref().and_then(|l| l.personality().clone()),
+                personality: req
+                    .spec
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.personality().clone()),
                 apparmor: req.apparmor,
                 init: pid,
                 pidfd,
@@ -214,6 +219,9 @@ impl Boot {
             },
         );
         if is_root {
+            self.stands_for = self.containers.get(&req.id).and_then(|c| {
+                crate::sys::fd::dup_to(c.pidfd.as_fd(), husk_oci::STANDS_FOR_FD).ok()
+            });
             self.root_id = Some(req.id);
         }
         Ok(())

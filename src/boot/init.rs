@@ -234,9 +234,8 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
                 .map_err(|e| Error::Sandbox(format!("set hostname {h:?}: {e}")))?;
         }
         if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-            crate::sys::set_domainname(d).map_err(|e| {
-                Error::Sandbox(format!("set domainname {d:?}: {}", errno_text(&e)))
-            })?;
+            crate::sys::set_domainname(d)
+                .map_err(|e| Error::Sandbox(format!("set domainname {d:?}: {}", errno_text(&e))))?;
         }
     }
     process::apply_sysctls(
@@ -312,8 +311,9 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
 /// mount namespace), then come back: createContainer hooks are found and
 /// run in the runtime's filesystem, inside the container's namespaces.
 fn in_host_root<T>(host_root: Option<&OwnedFd>, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let host_root = host_root
-        .ok_or_else(|| Error::Sandbox("createContainer hooks: no host filesystem was passed".into()))?;
+    let host_root = host_root.ok_or_else(|| {
+        Error::Sandbox("createContainer hooks: no host filesystem was passed".into())
+    })?;
     let ours = crate::sys::fd::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)
         .map_err(|e| sys("open /", e))?;
     let enter = |fd: &OwnedFd| -> Result<()> {

@@ -142,6 +142,8 @@ pub struct Boot {
     /// Our own pid namespace, to point our children back at after forking
     /// one into another.
     own_pidns: OwnedFd,
+    /// The root container's init, at `husk_oci::STANDS_FOR_FD`.
+    stands_for: Option<OwnedFd>,
 }
 
 /// Entry point of `husk boot`.
@@ -196,6 +198,7 @@ pub fn main(cfg: Config, listener: OwnedFd) -> Result<i32> {
         accept_after: None,
         started: Instant::now(),
         own_pidns,
+        stands_for: None,
     };
     boot.serve()
 }
@@ -301,7 +304,11 @@ impl Boot {
         let conns = self.conns.values().filter_map(|c| c.deadline);
         let ctrs = self.containers.values().filter_map(|c| c.deadline);
         let procs = self.procs.values().filter_map(|p| p.deadline);
-        conns.chain(ctrs).chain(procs).chain(self.accept_after).min()
+        conns
+            .chain(ctrs)
+            .chain(procs)
+            .chain(self.accept_after)
+            .min()
     }
 
     /// Give up on whatever is past its deadline.

@@ -305,7 +305,9 @@ fn sub_cgroup(
             None => true,
             Some(c) => {
                 (d.v2 && c.is_empty())
-                    || d.controllers.iter().any(|x| x == c || x.strip_prefix("name=") == Some(c))
+                    || d.controllers
+                        .iter()
+                        .any(|x| x == c || x.strip_prefix("name=") == Some(c))
             }
         };
         if wanted {

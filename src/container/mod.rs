@@ -335,7 +335,8 @@ impl Container {
             armed: true,
         };
         let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-        let mut cgroup = crate::cgroups::resolve(cgroups_path.as_deref(), &opts.id, cfg.systemd_cgroup)?;
+        let mut cgroup =
+            crate::cgroups::resolve(cgroups_path.as_deref(), &opts.id, cfg.systemd_cgroup)?;
         let rootfs = crate::spec::rootfs_path(&bundle, &spec);
         let mut state = State {
             runtime: state::RUNTIME_NAME.into(),
@@ -390,7 +391,14 @@ impl Container {
         };
         let (sandbox, init_ns) = match &pod {
             None => {
-                let (birth, init_ns) = namespaces::plan_root(&spec, cfg.network)?;
+                let (birth, mut init_ns, ns_fds) = namespaces::plan_root(&spec, cfg.network)?;
+                for (_, i) in init_ns.join.iter_mut() {
+                    *i += fds.len();
+                }
+                for fd in ns_fds {
+                    fds.push(fd.as_raw_fd());
+                    keep.push(fd);
+                }
                 let id_maps = birth.new_user.then(|| id_maps_of(&spec)).transpose()?;
                 let boot_filter = if baseline {
                     Some(boot_seccomp(cfg)?)
@@ -1205,9 +1213,15 @@ fn id_maps_of(spec: &Spec) -> Result<(String, String)> {
 /// A detached copy of the host's mount tree (for createContainer hooks),
 /// private so that nothing done in it reaches the host.
 fn host_tree() -> Result<OwnedFd> {
-    use crate::sys::mount::{mount_setattr, open_tree, Attrs, AT_RECURSIVE, MS_PRIVATE, OPEN_TREE_CLONE};
-    let tree = open_tree(None, Path::new("/"), OPEN_TREE_CLONE | AT_RECURSIVE)
-        .map_err(|e| Error::Sandbox(format!("copy the host's mounts for createContainer hooks: {}", errno_text(&e))))?;
+    use crate::sys::mount::{
+        mount_setattr, open_tree, Attrs, AT_RECURSIVE, MS_PRIVATE, OPEN_TREE_CLONE,
+    };
+    let tree = open_tree(None, Path::new("/"), OPEN_TREE_CLONE | AT_RECURSIVE).map_err(|e| {
+        Error::Sandbox(format!(
+            "copy the host's mounts for createContainer hooks: {}",
+            errno_text(&e)
+        ))
+    })?;
     mount_setattr(
         tree.as_fd(),
         true,
@@ -1216,7 +1230,12 @@ fn host_tree() -> Result<OwnedFd> {
             ..Default::default()
         },
     )
-    .map_err(|e| Error::Sandbox(format!("copy the host's mounts for createContainer hooks: {}", errno_text(&e))))?;
+    .map_err(|e| {
+        Error::Sandbox(format!(
+            "copy the host's mounts for createContainer hooks: {}",
+            errno_text(&e)
+        ))
+    })?;
     Ok(tree)
 }
 

@@ -220,8 +220,9 @@ impl Sandbox {
                 })?;
             }
             for fd in &v1_procs {
-                nix::unistd::write(fd, b"0")
-                    .map_err(|e| format!("join the container's cgroup: {}", errno_text(&e.into())))?;
+                nix::unistd::write(fd, b"0").map_err(|e| {
+                    format!("join the container's cgroup: {}", errno_text(&e.into()))
+                })?;
             }
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
                 .map_err(|e| format!("create cgroup namespace: {}", errno_text(&e.into())))?;
@@ -243,9 +244,8 @@ impl Sandbox {
                 setup: Some(&mut setup),
             },
         );
-        let mut child = spawned.map_err(|e| {
-            Error::Sandbox(format!("start husk boot: {}", errno_text(&e)))
-        })?;
+        let mut child =
+            spawned.map_err(|e| Error::Sandbox(format!("start husk boot: {}", errno_text(&e))))?;
         if let Some(own) = &own_pidns {
             // Our own later children (waiters) belong in our pid namespace.
             if let Err(e) = nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID) {

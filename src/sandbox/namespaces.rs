@@ -12,9 +12,9 @@
 //! simply shared.
 
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
@@ -46,7 +46,10 @@ pub fn spec_namespaces(spec: &Spec, network: Network) -> Vec<(NsKind, Option<Pat
         .map(|n| {
             (
                 kind_of(n.typ()),
-                n.path().clone().filter(|p| !p.as_os_str().is_empty()),
+                n.path()
+                    .clone()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(|p| through_stand_in(&p)),
             )
         })
         .collect();
@@ -62,6 +65,53 @@ pub fn spec_namespaces(spec: &Spec, network: Network) -> Vec<(NsKind, Option<Pat
     // privileges.
     list.sort_by_key(|(k, _)| *k != NsKind::User);
     list
+}
+
+/// Clients name another container's namespaces by the pid husk gave them
+/// (`/proc/<pid>/ns/pid`, for `docker run --pid container:X` or a pod's
+/// shared pid namespace). That pid is a stand-in — boot for a root
+/// container, a waiter otherwise — which shares the container's network,
+/// IPC and UTS namespaces but not its pid namespace. Such a path is taken
+/// to mean the namespace of the process the stand-in stands for.
+fn through_stand_in(path: &Path) -> PathBuf {
+    let mut parts = path.iter().map(|c| c.to_str().unwrap_or(""));
+    let (Some("/"), Some("proc"), Some(pid), Some("ns"), Some(name), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return path.to_path_buf();
+    };
+    let Ok(pid) = pid.parse::<i32>() else {
+        return path.to_path_buf();
+    };
+    if !is_husk(pid) {
+        return path.to_path_buf();
+    }
+    let fdinfo = format!("/proc/{pid}/fdinfo/{}", husk_oci::STANDS_FOR_FD);
+    let target = std::fs::read_to_string(fdinfo)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("Pid:"))
+                .and_then(|v| v.trim().parse::<i32>().ok())
+        })
+        .filter(|p| *p > 0);
+    match target {
+        Some(t) => PathBuf::from(format!("/proc/{t}/ns/{name}")),
+        None => path.to_path_buf(),
+    }
+}
+
+/// Whether process `pid` runs this husk binary (a stand-in, boot, or an
+/// init that has not exec'd yet).
+fn is_husk(pid: i32) -> bool {
+    let a = std::fs::metadata(format!("/proc/{pid}/exe"));
+    let b = std::fs::metadata("/proc/self/exe");
+    matches!((a, b), (Ok(a), Ok(b)) if a.ino() == b.ino() && a.dev() == b.dev())
 }
 
 /// Whether the spec gives the container a new user namespace.
@@ -98,8 +148,13 @@ pub struct BootBirth {
     pub new_pid: bool,
 }
 
-/// Plan the root container: boot's birth, and its init's namespaces.
-pub fn plan_root(spec: &Spec, network: Network) -> Result<(BootBirth, InitNamespaces)> {
+/// Plan the root container: boot's birth, its init's namespaces, and the
+/// descriptors of those the init joins (indexes in `init.join`).
+pub fn plan_root(
+    spec: &Spec,
+    network: Network,
+) -> Result<(BootBirth, InitNamespaces, Vec<OwnedFd>)> {
+    let mut fds = Vec::new();
     let mut birth = BootBirth {
         clone_flags: NsKind::Mount.flag(),
         ..Default::default()
@@ -122,7 +177,21 @@ pub fn plan_root(spec: &Spec, network: Network) -> Result<(BootBirth, InitNamesp
                 birth.new_pid = true;
                 init.new.push(NsKind::Pid);
             }
-            (NsKind::Pid, Some(p)) => birth.pid_join = Some(open_ns(kind, &p)?),
+            (NsKind::Pid, Some(p)) => {
+                // The init joins it; boot is born in its parent, so that it
+                // sees the container's processes without being one of them
+                // (unless the named one is the host's own).
+                let ns = open_ns(kind, &p)?;
+                let parent = crate::sys::fd::ns_parent(ns.as_fd());
+                birth.pid_join = Some(match parent {
+                    Ok(parent) => parent,
+                    Err(_) => ns.try_clone().map_err(|e| {
+                        Error::Sandbox(format!("pid namespace {}: {}", p.display(), errno_text(&e)))
+                    })?,
+                });
+                init.join.push((NsKind::Pid, fds.len()));
+                fds.push(ns);
+            }
             (NsKind::Time, None) => init.new.push(NsKind::Time),
             (NsKind::Time, Some(p)) => {
                 return Err(Error::Spec(format!(
@@ -162,7 +231,7 @@ pub fn plan_root(spec: &Spec, network: Network) -> Result<(BootBirth, InitNamesp
             "linux.namespaces: joining namespaces by path together with a new user namespace is not supported".into(),
         ));
     }
-    Ok((birth, init))
+    Ok((birth, init, fds))
 }
 
 /// The inode of `kind` of process `pid` (host view), to tell whether a path
@@ -246,7 +315,7 @@ mod tests {
 
     #[test]
     fn root_namespaces_are_boots_and_the_inits() {
-        let (birth, init) = plan_root(
+        let (birth, init, _) = plan_root(
             &spec(serde_json::json!([
                 {"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}
             ])),
@@ -271,11 +340,11 @@ mod tests {
     #[test]
     fn network_flag_overrides_spec() {
         let s = spec(serde_json::json!([{"type":"mount"},{"type":"network"}]));
-        let (host, init) = plan_root(&s, Network::Host).unwrap();
+        let (host, init, _) = plan_root(&s, Network::Host).unwrap();
         assert_eq!(host.clone_flags & NsKind::Net.flag(), 0);
         assert!(!init.fresh.contains(&NsKind::Net));
         let s = spec(serde_json::json!([{"type":"mount"}]));
-        let (none, _) = plan_root(&s, Network::None).unwrap();
+        let (none, _, _) = plan_root(&s, Network::None).unwrap();
         assert_ne!(none.clone_flags & NsKind::Net.flag(), 0);
     }
 

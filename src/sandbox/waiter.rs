@@ -97,6 +97,8 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
                 let _ = nix::unistd::write(fd, b"0");
             }
             drop(procs);
+            // While our /proc is still the host's.
+            crate::sys::memory::trim_idle();
             let enter = super::STANDIN_NAMESPACES
                 .iter()
                 .fold(0, |f, k| f | k.flag()) as i32;
@@ -107,16 +109,17 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
             );
             let _ = mask.thread_block();
             let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK);
-            let mut keep = vec![s.conn.as_raw_fd(), s.target.as_raw_fd()];
+            let target = crate::sys::fd::dup_to(s.target.as_fd(), husk_oci::STANDS_FOR_FD)
+                .unwrap_or(s.target);
+            let mut keep = vec![s.conn.as_raw_fd(), target.as_raw_fd()];
             if let Ok(sf) = &sigfd {
                 keep.push(sf.as_raw_fd());
             }
             close_fds_except(&keep);
             let _ = nix::sys::prctl::set_name(c"husk-wait");
-            crate::sys::memory::trim_idle();
             if let Ok(sigfd) = sigfd {
                 forward_until(&sigfd, s.conn.as_raw_fd(), |sig| {
-                    let _ = pidfd_send_signal(s.target.as_fd(), sig as i32);
+                    let _ = pidfd_send_signal(target.as_fd(), sig as i32);
                 });
             }
             // No answer: the sandbox, and the process with it, is gone.

@@ -15,7 +15,6 @@
 //! [`Request::HooksDone`]) or hand over a seccomp notify descriptor
 //! ([`Response::SeccompListener`]), and ends with a final answer.
 
-
 use oci_spec::runtime::{Process, Spec};
 use serde::{Deserialize, Serialize};
 
@@ -249,8 +248,15 @@ pub enum Response {
     SeccompListener,
     Created,
     Started,
-    Execed { token: u64 },
-    Exited { status: ExitStatus },
+    Execed {
+        token: u64,
+    },
+    Exited {
+        status: ExitStatus,
+    },
     Destroyed,
-    Error { kind: ErrorKind, message: String },
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
 }

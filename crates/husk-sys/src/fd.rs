@@ -72,3 +72,25 @@ pub fn borrow_stdio(fd: RawFd) -> Option<BorrowedFd<'static>> {
     // are open (checked); they are never closed by husk while borrowed.
     Some(unsafe { BorrowedFd::borrow_raw(fd) })
 }
+
+/// A close-on-exec duplicate of `fd` at exactly `target` (replacing what
+/// was there).
+pub fn dup_to(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<OwnedFd> {
+    let n = nix::unistd::dup3(fd.as_raw_fd(), target, nix::fcntl::OFlag::O_CLOEXEC)?;
+    // SAFETY: dup3 made `target` a descriptor we now own (whatever was
+    // there before was closed by it; callers use a number they reserve).
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// The parent of the pid (or user) namespace `ns` (ioctl NS_GET_PARENT).
+pub fn ns_parent(ns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // _IO(0xb7, 0x2) from <linux/nsfs.h>; libc does not export it.
+    const NS_GET_PARENT: libc::c_ulong = 0xb702;
+    // SAFETY: NS_GET_PARENT takes no argument and returns a new descriptor.
+    let fd = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_PARENT) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the ioctl returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
