@@ -77,7 +77,16 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
         }
         None => None,
     };
+    // At its known place before the fork: a client may look the stand-in
+    // up the moment its pid file exists.
+    let target = crate::sys::fd::dup_to(s.target.as_fd(), husk_oci::STANDS_FOR_FD)
+        .map_err(|e| Error::Sandbox(format!("stand-in: {}", errno_text(&e))))?;
+    drop(s.target);
     let mask = forward_mask();
+    // The stand-in says when it is in place: the pid must be what clients
+    // expect the moment its pid file exists.
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::Sandbox(format!("pipe: {e}")))?;
     let forked = crate::sys::process::fork_into(0, None);
     if let Some(own) = &own_pidns {
         if !matches!(forked, Ok(Forked::Child)) {
@@ -85,8 +94,26 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
         }
     }
     match forked.map_err(|e| Error::Sandbox(format!("fork stand-in: {}", errno_text(&e))))? {
-        Forked::Parent { pid, .. } => Ok(pid.as_raw()),
+        Forked::Parent { pid, pidfd } => {
+            drop(ready_w);
+            let mut fds = [
+                crate::sys::pollfd(ready_r.as_raw_fd(), libc::POLLIN),
+                crate::sys::pollfd(pidfd.as_raw_fd(), libc::POLLIN),
+            ];
+            let _ = crate::sys::poll(&mut fds, 5000);
+            let mut b = [0u8; 1];
+            if fds[0].revents & libc::POLLIN == 0
+                || !matches!(nix::unistd::read(ready_r.as_raw_fd(), &mut b), Ok(1))
+            {
+                let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                return Err(Error::Sandbox(
+                    "the stand-in process did not set itself up".into(),
+                ));
+            }
+            Ok(pid.as_raw())
+        }
         Forked::Child => {
+            drop(ready_r);
             drop(own_pidns);
             drop(s.sandbox_pidns);
             let _ = nix::unistd::setsid();
@@ -104,13 +131,13 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
                 .fold(0, |f, k| f | k.flag()) as i32;
             // Fails only if the process is gone; then the answer is near.
             let _ = nix::sched::setns(
-                s.target.as_fd(),
+                target.as_fd(),
                 nix::sched::CloneFlags::from_bits_retain(enter),
             );
             let _ = mask.thread_block();
             let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK);
-            let target = crate::sys::fd::dup_to(s.target.as_fd(), husk_oci::STANDS_FOR_FD)
-                .unwrap_or(s.target);
+            let _ = nix::unistd::write(&ready_w, b"r");
+            drop(ready_w);
             let mut keep = vec![s.conn.as_raw_fd(), target.as_raw_fd()];
             if let Ok(sf) = &sigfd {
                 keep.push(sf.as_raw_fd());
