@@ -126,6 +126,20 @@ fn seccomp_profile_and_baseline() {
     let id = env.id("sc");
     let out = env.ok(&["run", "--bundle", &b.arg(), &id]);
     assert!(out.contains("userns-denied"), "{out}");
+    // The container's annotation turns it off for that container alone:
+    // without a profile of its own it runs with no filter at all.
+    let b2 = env.bundle(&[
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status; unshare -U true && echo userns-made",
+    ]);
+    b2.edit(|c| c["annotations"] = json!({"dev.husk.seccomp-baseline": "off"}));
+    let id = env.id("sc");
+    let out = env.ok(&["run", "--bundle", &b2.arg(), &id]);
+    assert!(
+        out.contains("Seccomp:\t0") && out.contains("userns-made"),
+        "{out}"
+    );
     // The debugging escape hatch turns it off.
     env.extra_flags = vec!["--seccomp-baseline=off".into()];
     let id = env.id("sc");

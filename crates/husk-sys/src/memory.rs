@@ -19,11 +19,16 @@ extern "C" {
 /// Drop the executable's clean code and read-only data from our page
 /// table, and return free heap to the kernel.
 pub fn trim_idle() {
-    let Ok(exe) = std::fs::metadata("/proc/self/exe") else {
+    // Through our own procfs: boot's /proc shows its container's.
+    let Ok(exe) = crate::process::open_own_proc("exe", libc::O_RDONLY)
+        .and_then(|f| std::fs::File::from(f).metadata())
+    else {
         return;
     };
     let (dev, ino) = (exe.dev(), exe.ino());
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+    let Ok(smaps) = crate::process::open_own_proc("smaps", libc::O_RDONLY)
+        .and_then(|f| std::io::read_to_string(std::fs::File::from(f)))
+    else {
         return;
     };
     let mut current: Option<(usize, usize, bool)> = None;

@@ -19,20 +19,19 @@ pub fn set_proc_dir(dir: OwnedFd) {
     let _ = PROC_DIR.set(dir);
 }
 
+/// Open `self/<rel>` in this process's own procfs (see [`set_proc_dir`]).
+pub(crate) fn open_own_proc(rel: &str, flags: i32) -> io::Result<OwnedFd> {
+    let path = format!("self/{rel}");
+    match PROC_DIR.get() {
+        Some(dir) => crate::fd::openat(dir.as_fd(), std::path::Path::new(&path), flags, 0),
+        None => crate::fd::open(std::path::Path::new(&format!("/proc/{path}")), flags, 0),
+    }
+}
+
 /// Number of threads of the calling process.
 pub fn thread_count() -> io::Result<usize> {
-    let text = match PROC_DIR.get() {
-        Some(dir) => {
-            let fd = crate::fd::openat(
-                dir.as_fd(),
-                std::path::Path::new("self/status"),
-                libc::O_RDONLY,
-                0,
-            )?;
-            std::io::read_to_string(std::fs::File::from(fd))?
-        }
-        None => std::fs::read_to_string("/proc/self/status")?,
-    };
+    let fd = open_own_proc("status", libc::O_RDONLY)?;
+    let text = std::io::read_to_string(std::fs::File::from(fd))?;
     text.lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|n| n.trim().parse().ok())
