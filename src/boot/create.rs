@@ -186,6 +186,7 @@ impl Boot {
                 k => enter |= k.flag(),
             }
         }
+        let notify_pending = req.seccomp.as_ref().is_some_and(|s| s.uses_notify());
         self.containers.insert(
             req.id.clone(),
             Ctr {
@@ -204,6 +205,7 @@ impl Boot {
                 conn: Some(conn),
                 deadline: Some(Instant::now() + SETUP_LIMIT),
                 announced: false,
+                notify_pending,
                 enter,
                 enter_pid,
                 cgroup_procs: ctr_cgroup_procs,
@@ -263,6 +265,7 @@ impl Boot {
                     }
                 }
                 Ok(Some((Sync::SeccompNotify, fds))) => {
+                    self.containers.get_mut(id).expect("present").notify_pending = false;
                     let sent = match (conn, fds.first()) {
                         (Some(conn), Some(fd)) => {
                             self.send_conn(conn, &Response::SeccompListener, &[fd.as_raw_fd()])
@@ -280,21 +283,28 @@ impl Boot {
                     c.phase = Phase::Created;
                     c.deadline = None;
                     c.conn = None;
-                    if let Some(conn) = conn {
-                        self.finish_conn(conn, Response::Created);
-                    }
                     if self.root_id.as_deref() == Some(id) {
-                        // The sandbox outlives its creator from now on.
+                        // The sandbox outlives its creator from now on: before
+                        // the answer, which lets the creator exit.
                         let _ = nix::sys::prctl::set_pdeathsig(None);
                         // The container owns our stdio now; hold none of it,
                         // so its readers see end-of-file when the container's
                         // processes exit.
                         crate::sys::process::stdio_to_null();
                     }
+                    if let Some(conn) = conn {
+                        self.finish_conn(conn, Response::Created);
+                    }
                     return;
                 }
                 Ok(Some((Sync::Exec, _))) if phase == Phase::Starting => {
-                    self.containers.get_mut(id).expect("present").announced = true;
+                    let c = self.containers.get_mut(id).expect("present");
+                    c.announced = true;
+                    // The caller was answered at release, unless it waited
+                    // for a notify descriptor, which came before this.
+                    if let Some(conn) = c.conn.take() {
+                        self.finish_conn(conn, Response::Started);
+                    }
                 }
                 Ok(Some((Sync::Error { message }, _))) => {
                     return self.fail_setup(id, Error::Sandbox(message))
@@ -387,9 +397,19 @@ impl Boot {
         wire::send(&sync.sock, &Sync::Start, &[])
             .map_err(|e| Error::Sandbox(format!("container {id:?}: start: {}", errno_text(&e))))?;
         c.phase = Phase::Starting;
-        c.conn = Some(conn);
         c.deadline = Some(Instant::now() + SETUP_LIMIT);
-        self.set_role(conn, Role::Starting(id.to_string()));
+        if c.notify_pending {
+            // Only the caller can reach the seccomp listener: it waits for
+            // the descriptor.
+            c.conn = Some(conn);
+            self.set_role(conn, Role::Starting(id.to_string()));
+        } else {
+            // As runc: start returns once the init is released. A client
+            // that watches the container (containerd's OOM watch) must be
+            // in place before the program gets going; what fails from here
+            // on (a startContainer hook, execve) stops the container.
+            self.finish_conn(conn, Response::Started);
+        }
         Ok(())
     }
 

@@ -94,6 +94,7 @@ pub struct InitArgs<'a> {
 /// The child side after fork. Never returns: it execs or exits.
 pub fn child_main(args: InitArgs<'_>) -> ! {
     crate::sys::process::reset_signals();
+    super::restore_nofile();
     let terminal = args.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     if terminal {
         // A terminal process gets the pty as stdio; until then it must not
@@ -298,13 +299,21 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
     send(&sync, &Sync::Ready)?;
     expect(&sync, "Start")?;
 
-    let tail = tail.seccomp_if_nnp(&sync)?;
-    // As they run in the container: under its user, capabilities and full
-    // seccomp filter.
-    state.status = "created".into();
-    hooks::run(hooks, Stage::StartContainer, &state)?;
-    drop(proc);
-    tail.exec(process, &sync)
+    // `start` has returned by now (as runc's does): what fails from here is
+    // told on the container's stderr as well as to boot.
+    let after_start = (|| -> Result<Never> {
+        let tail = tail.seccomp_if_nnp(&sync)?;
+        // As they run in the container: under its user, capabilities and
+        // full seccomp filter.
+        state.status = "created".into();
+        hooks::run(hooks, Stage::StartContainer, &state)?;
+        drop(proc);
+        tail.exec(process, &sync)
+    })();
+    if let Err(e) = &after_start {
+        let _ = nix::unistd::write(std::io::stderr(), format!("husk: {e}\n").as_bytes());
+    }
+    after_start
 }
 
 /// Run `f` with the copy of the host's mount tree as our root (in our own
@@ -526,6 +535,7 @@ pub struct ExecArgs<'a> {
 /// The child side of `husk exec` after fork: enter the container, exec.
 pub fn exec_child_main(args: ExecArgs<'_>) -> ! {
     crate::sys::process::reset_signals();
+    super::restore_nofile();
     let mut args = args;
     let sync = match relocate_sync(&mut args.sync) {
         Ok(s) => s,

@@ -93,6 +93,9 @@ struct Ctr {
     deadline: Option<Instant>,
     /// The init announced its exec (during Start).
     announced: bool,
+    /// The spec's seccomp profile notifies, and the init has not handed
+    /// over its notify descriptor yet (it does when it loads the filter).
+    notify_pending: bool,
     /// Namespaces of the init an exec'd process enters (setns flags), and
     /// whether that includes its pid namespace.
     enter: u64,
@@ -166,6 +169,7 @@ pub fn main(cfg: Config, listener: OwnedFd) -> Result<i32> {
         .map_err(|e| Error::Sandbox(format!("boot: pidfd of itself: {e}")))?;
     nix::sys::prctl::set_dumpable(false)
         .map_err(|e| Error::Sandbox(format!("boot: set not dumpable: {e}")))?;
+    raise_nofile();
 
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
@@ -231,7 +235,7 @@ impl Boot {
             let mut what = Vec::new();
             let accepting = self.exiting.is_none()
                 && self.accept_after.is_none_or(|t| now >= t)
-                && self.conns.len() < conn::MAX_CONNS;
+                && self.active() < conn::MAX_ACTIVE;
             if accepting {
                 self.accept_after = None;
                 fds.push(crate::sys::pollfd(self.listener.as_raw_fd(), libc::POLLIN));
@@ -529,6 +533,32 @@ impl Boot {
 
     fn close_conn(&mut self, id: ConnId) {
         self.conns.remove(&id);
+    }
+}
+
+/// The descriptor limit boot was started with, which its container
+/// processes get back (boot raises its own: every parked waiter costs one).
+static NOFILE: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
+fn raise_nofile() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = NOFILE.set((soft, hard));
+        let want = hard.min(1 << 16);
+        if want > soft {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, want, hard);
+        }
+    }
+}
+
+/// In a container process boot forked: the descriptor limit boot had.
+pub(crate) fn restore_nofile() {
+    if let Some((soft, hard)) = NOFILE.get() {
+        let _ = nix::sys::resource::setrlimit(
+            nix::sys::resource::Resource::RLIMIT_NOFILE,
+            *soft,
+            *hard,
+        );
     }
 }
 

@@ -351,7 +351,7 @@ impl Container {
             sandbox: None,
             // What will be made, recorded before it is: a create killed at
             // any point leaves a state `delete --force` can clean up from.
-            cgroup: cgroup.clone(),
+            cgroup: cgroup.intent(),
             hooks: spec.hooks().clone(),
             is_root: matches!(role, PodRole::Root),
             process: spec.process().clone(),
@@ -916,6 +916,70 @@ impl Container {
     pub fn oci_state(&self) -> OciState {
         self.state.oci_state()
     }
+}
+
+/// `delete --force` of a container whose state cannot be read: find what
+/// it left (its cgroups: recorded ones if the file is ours but cut off,
+/// else the ones its id implies; its sandbox, by the peer of its control
+/// socket), kill its processes, remove what it made, and say what could
+/// not be done. A state file someone else wrote is never believed.
+pub fn salvage(cfg: &Config, id: &str) -> Result<()> {
+    validate_id(id)?;
+    let dir = cfg.container_dir(id);
+    let lock = DirLock::acquire(&dir, id)?;
+    let mut left = Vec::new();
+    let ours = |meta: &std::fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        meta.uid() == nix::unistd::geteuid().as_raw() && meta.mode() & 0o022 == 0
+    };
+    // Whatever part of the record survived, if it is ours.
+    let path = dir.join(state::STATE_FILE);
+    let recorded: Option<CgroupPath> = std::fs::symlink_metadata(&path)
+        .ok()
+        .filter(|m| m.is_file() && ours(m))
+        .and_then(|_| std::fs::read(&path).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| serde_json::from_value(v["cgroup"].clone()).ok());
+    let cgroup = match recorded {
+        Some(c) if !c.dirs.is_empty() => c,
+        _ => {
+            // The default place, /husk/<id>: only husk makes those.
+            let mut c = crate::cgroups::resolve(None, id, cfg.systemd_cgroup)?;
+            for d in &mut c.dirs {
+                d.created = true;
+            }
+            c
+        }
+    };
+    // A sandbox of its own: boot is the listener of its socket.
+    let sock = dir.join(sandbox::SOCKET_NAME);
+    if std::fs::symlink_metadata(&sock).is_ok_and(|m| ours(&m)) {
+        if let Ok(conn) = std::os::unix::net::UnixStream::connect(&sock) {
+            let peer =
+                nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials);
+            if let Ok(cred) = peer {
+                if let Some(p) = ProcRef::of(cred.pid()) {
+                    sandbox::kill_and_wait(p, Duration::from_secs(5));
+                }
+            }
+        }
+    }
+    let _ = cgroup.thaw();
+    if let Err(e) = cgroup.signal_all(nix::sys::signal::Signal::SIGKILL) {
+        left.push(format!("processes: {e}"));
+    }
+    if let Err(e) = cgroup.destroy() {
+        left.push(format!("cgroup: {e}"));
+    }
+    remove_state_dir(&dir)?;
+    drop(lock);
+    if !left.is_empty() {
+        return Err(Error::Sandbox(format!(
+            "container {id:?}: could not clean up: {}",
+            left.join("; ")
+        )));
+    }
+    Ok(())
 }
 
 /// Whether a directory of the root holds husk's state (a state file that

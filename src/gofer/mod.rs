@@ -54,6 +54,14 @@ pub fn prepare(req: &GoferRequest) -> Result<PreparedMounts> {
         open_source(&req.rootfs, true)
     }
     .map_err(|e| Error::Sandbox(format!("rootfs {}: {e}", req.rootfs.display())))?;
+    if nix::sys::stat::fstat(rootfs.as_raw_fd())
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR)
+    {
+        return Err(Error::Spec(format!(
+            "root.path {}: not a directory",
+            req.rootfs.display()
+        )));
+    }
     if let Some(maps) = &req.userns {
         // A rootfs not owned by the uid the container's root maps to is
         // shown through an ID-mapped mount, so the container's root owns it.

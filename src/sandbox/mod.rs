@@ -144,10 +144,12 @@ impl Sandbox {
         .map_err(|e| Error::Sandbox(format!("control socket mode: {}", errno_text(&e))))?;
         let fd = listener.as_raw_fd();
         clear_cloexec(fd).map_err(|e| Error::Sandbox(format!("control socket: {e}")))?;
+        // "--flag=value": an id may start with '-' and must never be read
+        // as a flag.
         let argv = husk_argv(
             cfg,
             "boot",
-            &["--sandbox-id", id, "--listen-fd", &fd.to_string()],
+            &[&format!("--sandbox-id={id}"), &format!("--listen-fd={fd}")],
         );
         // v1 hierarchies are joined by writing cgroup.procs (the v2 one by
         // being born into it); the unified directory is in both lists on a
@@ -552,7 +554,11 @@ impl Mounts {
         }
         let fd = theirs.as_raw_fd();
         clear_cloexec(fd).map_err(|e| Error::Sandbox(format!("gofer socket: {e}")))?;
-        let argv = husk_argv(cfg, "gofer", &["--id", id, "--sock-fd", &fd.to_string()]);
+        let argv = husk_argv(
+            cfg,
+            "gofer",
+            &[&format!("--id={id}"), &format!("--sock-fd={fd}")],
+        );
         let child = spawn_husk(
             &exe()?,
             &argv,

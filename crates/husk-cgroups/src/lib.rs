@@ -459,6 +459,18 @@ impl CgroupPath {
         Ok(())
     }
 
+    /// What [`create`](Self::create) will make, recorded before it runs:
+    /// every leaf that does not exist yet is marked as created, so a caller
+    /// killed half-way leaves a record that [`destroy`](Self::destroy) can
+    /// clean up from (removing a directory that was never made is a no-op).
+    pub fn intent(&self) -> CgroupPath {
+        let mut c = self.clone();
+        for d in &mut c.dirs {
+            d.created |= !d.path.exists();
+        }
+        c
+    }
+
     /// Write `pid` into `cgroup.procs` in every hierarchy (including `name=systemd` and the
     /// unified one on hybrid hosts).
     pub fn add_pid(&self, pid: i32) -> Result<()> {

@@ -58,6 +58,13 @@ pub fn validate(spec: &Spec) -> Result<()> {
             "config.json: process.args must name a program".into(),
         ));
     }
+    for (i, kv) in process.env().iter().flatten().enumerate() {
+        if !kv.contains('=') {
+            return Err(Error::Spec(format!(
+                "config.json: process.env[{i}] {kv:?} is not of the form KEY=VALUE"
+            )));
+        }
+    }
     if process
         .selinux_label()
         .as_ref()
