@@ -5,6 +5,12 @@
 
 #![forbid(unsafe_code)]
 
+mod facts;
+pub mod mount;
+mod proto;
 pub mod render;
+mod server;
 
+pub use facts::{CgroupDir, CgroupDirInfo, Container, HostProc};
 pub use render::View;
+pub use server::{Config, Counters, Server, Status};
