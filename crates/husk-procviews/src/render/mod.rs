@@ -1,6 +1,6 @@
 //! The container's view of each file, as pure functions of the host's text
 //! of that file and the container's cgroup facts. Nothing here touches the
-//! system: [`crate::facts`] gathers the inputs, the server calls these.
+//! system: the server gathers the inputs from descriptors and calls these.
 //!
 //! Every function keeps the kernel's layout (field names, padding, units)
 //! and passes through, unchanged, whatever it does not understand, so a
