@@ -670,3 +670,53 @@ fn setup_cost() {
         total.as_secs_f64() * 1e6 / rounds as f64
     );
 }
+
+/// Memory a server holds once every view was read (process PSS before and
+/// after, so it includes the harness's server thread stack). Run with
+/// --ignored.
+#[test]
+#[ignore]
+fn memory_of_a_server() {
+    if skip() {
+        return;
+    }
+    let pss = || -> u64 {
+        let t = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap();
+        t.lines()
+            .find_map(|l| {
+                l.strip_prefix("Pss:")?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap()
+    };
+    let cg = Cg::new(
+        "pss",
+        &["memory", "cpuset", "cpu", "cpuacct", "pids", "blkio"],
+    );
+    cg.write("cpuset", "cpuset.cpus", "0-1");
+    cg.write("cpuset", "cpuset.mems", "0");
+    let before = pss();
+    let _v = start(Some(&cg), Config::default(), boottime());
+    for _ in 0..3 {
+        for p in [
+            "meminfo",
+            "cpuinfo",
+            "stat",
+            "uptime",
+            "loadavg",
+            "swaps",
+            "diskstats",
+        ] {
+            read(&format!("/proc/{p}")).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    let after = pss();
+    println!(
+        "PSS: {before} kB before, {after} kB with a server that served every view: +{} kB",
+        after as i64 - before as i64
+    );
+}
