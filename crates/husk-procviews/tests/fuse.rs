@@ -380,7 +380,11 @@ fn every_view_reads_and_stats() {
         assert!(text.ends_with('\n') || text.is_empty(), "{p}: {text:?}");
         // Read-only: even root cannot write.
         let w = std::fs::OpenOptions::new().write(true).open(&path);
-        assert!(w.is_err(), "{p} opened for writing");
+        assert_eq!(
+            w.map(|_| ()).unwrap_err().raw_os_error(),
+            Some(libc::EROFS),
+            "{p}"
+        );
     }
     let sw = read("/proc/swaps").unwrap();
     assert!(sw.starts_with("Filename\t\t\t\tType"), "{sw}");
