@@ -6,6 +6,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bpf;
+pub mod clock;
 pub mod fd;
 pub mod fdpass;
 pub mod memory;
