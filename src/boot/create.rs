@@ -67,6 +67,16 @@ impl Boot {
             preserved.push(take(&mut fds, *i)?);
         }
         let host_root = req.fds.host_root.map(|i| take(&mut fds, i)).transpose()?;
+        let (views_pending, views_mount) = match &req.fds.proc_views {
+            Some(pv) => match Self::proc_views_mount(&mut fds, pv) {
+                Ok((fuse, mnt)) => (Some(fuse), Some(mnt)),
+                Err(e) => {
+                    tracing::warn!("container {}: no /proc views: {e}", req.id);
+                    (None, None)
+                }
+            },
+            None => (None, None),
+        };
         let mut cgroup_procs = Vec::new();
         for i in &req.fds.cgroup_procs {
             cgroup_procs.push(take(&mut fds, *i)?);
@@ -134,6 +144,9 @@ impl Boot {
             Ok(Forked::Child) => {
                 drop(parent_sock);
                 super::close_inherited(self);
+                if let Some(v) = &views_pending {
+                    let _ = nix::unistd::close(v.as_raw_fd());
+                }
                 init::child_main(InitArgs {
                     cfg: &self.cfg,
                     spec: &req.spec,
@@ -147,6 +160,7 @@ impl Boot {
                     console,
                     mounts,
                     host_root,
+                    views: views_mount,
                     preserved,
                     seccomp: req.seccomp.clone(),
                     apparmor: req.apparmor,
@@ -160,6 +174,7 @@ impl Boot {
         drop(console);
         drop(mounts);
         drop(host_root);
+        drop(views_mount);
         drop(preserved);
         if !self.send_conn(conn, &Response::Forked, &[pidfd.as_raw_fd()]) {
             let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
@@ -211,6 +226,8 @@ impl Boot {
                 cgroup_procs: ctr_cgroup_procs,
                 waiters: Vec::new(),
                 destroyed: false,
+                views: None,
+                views_pending,
             },
         );
         self.set_role(
@@ -227,6 +244,44 @@ impl Boot {
             self.root_id = Some(req.id);
         }
         Ok(())
+    }
+
+    /// The FUSE mount a container's init binds its /proc views from; the
+    /// server starts once the init sends its cgroup filesystems.
+    fn proc_views_mount(
+        fds: &mut [Option<OwnedFd>],
+        pv: &husk_oci::control::ProcViewsFds,
+    ) -> Result<(OwnedFd, OwnedFd)> {
+        let fuse = take(fds, pv.fuse)?;
+        let mnt = husk_procviews::mount::superblock(fuse.as_fd(), 0, 0)
+            .map_err(|e| Error::Sandbox(errno_text(&e)))?;
+        Ok((fuse, mnt))
+    }
+
+    /// Start serving a container's /proc views from its cgroup filesystems.
+    fn start_views(
+        &self,
+        fuse: OwnedFd,
+        infos: Vec<husk_procviews::CgroupDirInfo>,
+        fds: Vec<OwnedFd>,
+    ) -> Result<husk_procviews::Server> {
+        let io = |e: std::io::Error| Error::Sandbox(errno_text(&e));
+        let cgroups = husk_procviews::CgroupDir::join(infos, fds).map_err(io)?;
+        let host =
+            husk_procviews::HostProc::new(self.own_proc.try_clone().map_err(io)?).map_err(io)?;
+        let started = crate::sys::clock::boottime().map_err(io)?;
+        husk_procviews::Server::new(
+            fuse,
+            host,
+            husk_procviews::Container { cgroups, started },
+            husk_procviews::Config {
+                // Fresh enough for anything that sizes itself from these
+                // files, and it bounds boot's work under a reading loop.
+                max_age: std::time::Duration::from_millis(100),
+                ..Default::default()
+            },
+        )
+        .map_err(io)
     }
 
     /// Messages (or the end of stream) on a container init's setup socket.
@@ -304,6 +359,23 @@ impl Boot {
                     // for a notify descriptor, which came before this.
                     if let Some(conn) = c.conn.take() {
                         self.finish_conn(conn, Response::Started);
+                    }
+                }
+                Ok(Some((Sync::Warning { message }, _))) => {
+                    tracing::warn!("container {id}: {message}");
+                }
+                Ok(Some((Sync::CgroupMounts { infos }, fds))) => {
+                    if let Some(fuse) = self
+                        .containers
+                        .get_mut(id)
+                        .and_then(|c| c.views_pending.take())
+                    {
+                        match self.start_views(fuse, infos, fds) {
+                            Ok(server) => {
+                                self.containers.get_mut(id).expect("present").views = Some(server)
+                            }
+                            Err(e) => tracing::warn!("container {id}: no /proc views: {e}"),
+                        }
                     }
                 }
                 Ok(Some((Sync::Error { message }, _))) => {

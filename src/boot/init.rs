@@ -84,6 +84,8 @@ pub struct InitArgs<'a> {
     pub mounts: OwnedFd,
     /// A copy of the host's mount tree for createContainer hooks.
     pub host_root: Option<OwnedFd>,
+    /// The FUSE mount of the container's /proc views.
+    pub views: Option<OwnedFd>,
     pub preserved: Vec<OwnedFd>,
     pub seccomp: Option<Prepared>,
     pub apparmor: bool,
@@ -171,6 +173,7 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
         console,
         mounts,
         host_root,
+        views,
         preserved,
         seccomp,
         apparmor,
@@ -203,6 +206,25 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
             .map_err(|e| sys("create cgroup namespace", e))?;
     }
     let proc = own_procfs()?;
+    if views.is_some() {
+        // What boot reads the views from: our cgroup filesystems, which our
+        // cgroup namespace roots at our cgroup.
+        match cgroup_mounts(cgroup) {
+            Ok((infos, fds)) => {
+                let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+                wire::send(&sync, &Sync::CgroupMounts { infos }, &raw)
+                    .map_err(|e| sys("send cgroup mounts to the sandbox", e))?;
+            }
+            Err(e) => {
+                let _ = send(
+                    &sync,
+                    &Sync::Warning {
+                        message: format!("no /proc views: {e}"),
+                    },
+                );
+            }
+        }
+    }
     if ns.creates(NsKind::Time) {
         nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
             .map_err(|e| sys("create time namespace", e))?;
@@ -258,6 +280,18 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
         bind_devices: ns.fresh.contains(&NsKind::User),
     };
     let root = rootfs::build(&ctx, prepared)?;
+    if let Some(views) = views {
+        // Over the container's own /proc and /sys files; without views the
+        // container still runs, with the host's numbers.
+        if let Err(e) = bind_proc_views(&root, &views) {
+            let _ = send(
+                &sync,
+                &Sync::Warning {
+                    message: format!("no /proc views: {e}"),
+                },
+            );
+        }
+    }
 
     let hooks = spec.hooks().as_ref();
     if hooks::has(hooks, Stage::Prestart) || hooks::has(hooks, Stage::CreateRuntime) {
@@ -314,6 +348,52 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
         let _ = nix::unistd::write(std::io::stderr(), format!("husk: {e}\n").as_bytes());
     }
     after_start
+}
+
+/// Read-only detached mounts of our cgroup filesystems, one per hierarchy.
+fn cgroup_mounts(
+    cgroup: &CgroupPath,
+) -> Result<(Vec<husk_procviews::CgroupDirInfo>, Vec<OwnedFd>)> {
+    let mut infos = Vec::new();
+    let mut fds = Vec::new();
+    for d in &cgroup.dirs {
+        let fs = FsContext::open(if d.v2 { "cgroup2" } else { "cgroup" })
+            .map_err(|e| sys("cgroup filesystem", e))?;
+        if !d.v2 {
+            for c in &d.controllers {
+                match c.strip_prefix("name=") {
+                    Some(n) => fs.set_string("name", n),
+                    None => fs.set_flag(c),
+                }
+                .map_err(|e| sys(format!("cgroup filesystem {c}"), e))?;
+            }
+        }
+        let mnt = fs
+            .mount(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+            .map_err(|e| sys("cgroup filesystem", e))?;
+        infos.push(husk_procviews::CgroupDirInfo {
+            controllers: d.controllers.clone(),
+            v2: d.v2,
+        });
+        fds.push(mnt);
+    }
+    Ok((infos, fds))
+}
+
+/// Bind the container's /proc views over its /proc (and /sys) files.
+fn bind_proc_views(root: &OwnedFd, views: &OwnedFd) -> Result<()> {
+    let dir = |p: &str| {
+        rootfs::open_in_root(root.as_fd(), Path::new(p), libc::O_PATH | libc::O_DIRECTORY)
+    };
+    let proc = dir("/proc").map_err(|e| sys("/proc", e))?;
+    let sys_dir = dir("/sys").ok();
+    husk_procviews::mount::bind_views(
+        views.as_fd(),
+        proc.as_fd(),
+        sys_dir.as_ref().map(|s| s.as_fd()),
+        &husk_procviews::View::ALL,
+    )
+    .map_err(|e| sys("bind the views", e))
 }
 
 /// Run `f` with the copy of the host's mount tree as our root (in our own

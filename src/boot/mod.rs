@@ -108,6 +108,11 @@ struct Ctr {
     /// A pod member being destroyed: forgotten once reaped, so its id may
     /// be used again in the pod.
     destroyed: bool,
+    /// The FUSE server of the container's /proc views.
+    views: Option<husk_procviews::Server>,
+    /// Its connection, until the init sends the cgroup filesystems to
+    /// serve from.
+    views_pending: Option<OwnedFd>,
 }
 
 struct ExecProc {
@@ -147,6 +152,9 @@ pub struct Boot {
     own_pidns: OwnedFd,
     /// The root container's init, at `husk_oci::STANDS_FOR_FD`.
     stands_for: Option<OwnedFd>,
+    /// boot's own procfs (host-wide files such as meminfo, and our /self),
+    /// kept since /proc shows the root container's.
+    own_proc: OwnedFd,
 }
 
 /// Entry point of `husk boot`.
@@ -164,7 +172,11 @@ pub fn main(cfg: Config, listener: OwnedFd) -> Result<i32> {
     crate::sys::process::keep_null_device()
         .map_err(|e| Error::Sandbox(format!("boot: open /dev/null: {e}")))?;
     let own_proc = setup::leave_host()?;
-    crate::sys::process::set_proc_dir(own_proc);
+    crate::sys::process::set_proc_dir(
+        own_proc
+            .try_clone()
+            .map_err(|e| Error::Sandbox(format!("boot: procfs: {e}")))?,
+    );
     let own_pidns = crate::sys::process::pidfd_open(nix::unistd::getpid())
         .map_err(|e| Error::Sandbox(format!("boot: pidfd of itself: {e}")))?;
     nix::sys::prctl::set_dumpable(false)
@@ -203,6 +215,7 @@ pub fn main(cfg: Config, listener: OwnedFd) -> Result<i32> {
         started: Instant::now(),
         own_pidns,
         stands_for: None,
+        own_proc,
     };
     boot.serve()
 }
@@ -215,6 +228,7 @@ enum Watch {
     Conn(ConnId),
     CtrSync(usize),
     ExecSync(u64),
+    Views(usize),
 }
 
 impl Boot {
@@ -255,6 +269,13 @@ impl Boot {
                     ctr_keys.push(id.clone());
                 }
             }
+            for (id, c) in &self.containers {
+                if let Some(v) = &c.views {
+                    fds.push(crate::sys::pollfd(v.fd().as_raw_fd(), libc::POLLIN));
+                    what.push(Watch::Views(ctr_keys.len()));
+                    ctr_keys.push(id.clone());
+                }
+            }
             for (token, p) in &self.procs {
                 if let Some(s) = &p.sync {
                     fds.push(crate::sys::pollfd(s.sock.as_raw_fd(), libc::POLLIN));
@@ -285,12 +306,29 @@ impl Boot {
                     Watch::Conn(id) => self.on_conn_event(id, pfd.revents),
                     Watch::CtrSync(i) => self.on_init_event(&ctr_keys[i]),
                     Watch::ExecSync(token) => self.on_exec_event(token),
+                    Watch::Views(i) => self.on_views(&ctr_keys[i]),
                 }
             }
             self.expire(Instant::now());
             if busy && self.is_idle() {
                 // Going idle: give back what the requests touched.
                 crate::sys::memory::trim_idle();
+            }
+        }
+    }
+
+    /// Requests for a container's /proc views: answered at once.
+    fn on_views(&mut self, id: &str) {
+        let Some(c) = self.containers.get_mut(id) else {
+            return;
+        };
+        let Some(v) = c.views.as_mut() else { return };
+        match v.on_readable() {
+            Ok(husk_procviews::Status::Serving) | Ok(husk_procviews::Status::NotMounted) => {}
+            Ok(husk_procviews::Status::Closed) => c.views = None,
+            Err(e) => {
+                tracing::warn!("container {id}: /proc views: {e}");
+                c.views = None;
             }
         }
     }
@@ -411,6 +449,7 @@ impl Boot {
             if let Some(c) = self.containers.get_mut(&cid) {
                 c.phase = Phase::Exited(st);
                 c.deadline = None;
+                c.views = None;
                 c.sync = None;
                 c.cgroup_procs.clear();
                 let waiters = std::mem::take(&mut c.waiters);
@@ -568,6 +607,16 @@ fn close_inherited(boot: &Boot) {
     let _ = nix::unistd::close(boot.sigfd.as_raw_fd());
     for c in boot.conns.values() {
         let _ = nix::unistd::close(c.sock.as_raw_fd());
+    }
+    // Only boot may hold a views connection: if boot goes, its readers
+    // must get an error at once, not wait.
+    for c in boot.containers.values() {
+        if let Some(v) = &c.views {
+            let _ = nix::unistd::close(v.fd().as_raw_fd());
+        }
+        if let Some(v) = &c.views_pending {
+            let _ = nix::unistd::close(v.as_raw_fd());
+        }
     }
 }
 

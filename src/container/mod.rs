@@ -47,6 +47,8 @@ pub fn validate_id(id: &str) -> Result<()> {
 
 /// The annotation that turns husk's seccomp baseline off for one container.
 pub const BASELINE_ANNOTATION: &str = "dev.husk.seccomp-baseline";
+/// The annotation that turns the container's /proc views off.
+pub const PROC_VIEWS_ANNOTATION: &str = "dev.husk.proc-views";
 
 /// Where the pty master of a terminal process goes.
 #[derive(Debug)]
@@ -461,6 +463,21 @@ impl Container {
             fds.push(tree.as_raw_fd());
             keep.push(tree);
         }
+        if proc_views_on(&spec) {
+            // Opened here: neither boot nor the container may open devices.
+            match open_fuse_for(&sandbox) {
+                Ok(fuse) => {
+                    cfds.proc_views = Some(husk_oci::control::ProcViewsFds { fuse: fds.len() });
+                    fds.push(fuse.as_raw_fd());
+                    keep.push(fuse);
+                }
+                Err(e) => tracing::warn!(
+                    "create {}: no /proc views: /dev/fuse: {}",
+                    opts.id,
+                    errno_text(&e)
+                ),
+            }
+        }
         if let Some(c) = &console {
             cfds.console_socket = Some(fds.len());
             fds.push(c.as_raw_fd());
@@ -505,12 +522,16 @@ impl Container {
         let mut on_event = |ev: Event<'_>| -> Result<()> {
             match ev {
                 Event::Forked(pidfd) => {
-                    let p = host_pid(pidfd)?;
-                    init = Some(p);
-                    // Recorded at once: a create killed from here on leaves
-                    // a process `delete --force` can find.
-                    state.init = Some(p);
-                    state.write(lock_fd)
+                    // An init that died already (a missing program fails
+                    // that fast) has no pid left; boot's answer says why.
+                    if let Ok(p) = host_pid(pidfd) {
+                        init = Some(p);
+                        // Recorded at once: a create killed from here on
+                        // leaves a process `delete --force` can find.
+                        state.init = Some(p);
+                        state.write(lock_fd)?;
+                    }
+                    Ok(())
                 }
                 Event::RunHooks => {
                     let mut st = hook_state.clone();
@@ -1193,6 +1214,54 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     }
     let cwd = std::env::current_dir().ctx("get current directory")?;
     Ok(cwd.join(p))
+}
+
+/// Whether the container's /proc views are on (they are unless its
+/// annotation says "off").
+fn proc_views_on(spec: &Spec) -> bool {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(PROC_VIEWS_ANNOTATION))
+        .is_none_or(|v| v != "off")
+}
+
+/// /dev/fuse, opened in boot's user namespace (a FUSE filesystem belongs to
+/// the user namespace its device descriptor was opened in).
+fn open_fuse_for(sandbox: &Sandbox) -> std::io::Result<OwnedFd> {
+    let path = Path::new("/dev/fuse");
+    let theirs = format!("/proc/{}/ns/user", sandbox.boot.pid);
+    let same = |a: &str, b: &str| {
+        use std::os::unix::fs::MetadataExt;
+        matches!((std::fs::metadata(a), std::fs::metadata(b)),
+            (Ok(x), Ok(y)) if x.ino() == y.ino() && x.dev() == y.dev())
+    };
+    if same(&theirs, "/proc/self/ns/user") {
+        return crate::sys::fd::open(path, libc::O_RDWR, 0);
+    }
+    // A child enters the user namespace (which it can never leave), opens
+    // the device there and hands it back.
+    let ns = std::fs::File::open(&theirs)?;
+    let (ours, child_end) = std::os::unix::net::UnixStream::pair()?;
+    let child = crate::sys::process::fork_run(|| {
+        let r = nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWUSER)
+            .map_err(std::io::Error::from)
+            .and_then(|_| crate::sys::fd::open(path, libc::O_RDWR, 0))
+            .and_then(|fd| {
+                crate::sys::fdpass::send_with_fds(child_end.as_fd(), b"f", &[fd.as_raw_fd()])
+            });
+        i32::from(r.is_err())
+    })?;
+    drop(child_end);
+    let mut buf = [0u8; 1];
+    let got = crate::sys::fdpass::recv_with_fds(ours.as_fd(), &mut buf);
+    let _ = nix::sys::wait::waitpid(child, None);
+    match got {
+        Ok((1, mut fds)) if !fds.is_empty() => Ok(fds.remove(0)),
+        Ok(_) => Err(std::io::Error::other(
+            "could not open /dev/fuse in the sandbox's user namespace",
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether husk's seccomp baseline applies to this container: on unless

@@ -162,6 +162,19 @@ pub struct CreateFds {
     /// namespace while they run in the container's.
     #[serde(default)]
     pub host_root: Option<usize>,
+    /// What the container's /proc views are served from (unless turned
+    /// off): a /dev/fuse descriptor and its cgroup directories.
+    #[serde(default)]
+    pub proc_views: Option<ProcViewsFds>,
+}
+
+/// The container's /proc views (`husk-procviews`): boot serves them from
+/// the cgroup filesystems the init mounts in its cgroup namespace (which
+/// show nothing above the container's cgroup).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcViewsFds {
+    /// An open /dev/fuse (neither boot nor the container may open it).
+    pub fuse: usize,
 }
 
 /// A process to run in an existing container (`husk exec`).
