@@ -18,7 +18,7 @@ use std::path::Path;
 
 use caps::{CapSet, Capability as Cap, CapsHashSet};
 
-use crate::error::{errno_text, Error, Result};
+use crate::error::{Error, Result};
 use crate::seccomp::{self, BaselineContext};
 
 /// Capabilities boot uses itself: namespaces, mounts, cgroups, credentials
@@ -143,7 +143,7 @@ const GOFER_SYSCALLS: &[&str] = &[
 ];
 
 fn sys_err(what: &str, e: impl Into<std::io::Error>) -> Error {
-    Error::Sandbox(format!("{what}: {}", errno_text(&e.into())))
+    Error::os(what, e)
 }
 
 fn caps_err(what: &str, e: caps::errors::CapsError) -> Error {

@@ -189,10 +189,9 @@ fn remove_empty_cgroup_parent(name: &str) {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn podman_runs_containers_with_husk() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     assert!(
         which("podman").is_some(),
         "podman is not installed (.ci/run installs it)"
@@ -502,10 +501,9 @@ fn oci_archive(env: &Env, name: &str) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn containerd_runs_containers_with_husk() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     assert!(
         which("containerd").is_some(),
         "containerd is not installed (.ci/run installs it)"

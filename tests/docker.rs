@@ -1745,6 +1745,7 @@ fn table(rts: &[Runtime], results: &[Results]) -> String {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn docker_drives_each_runtime() {
     // Printed past the test harness's capture: a skip must be seen.
     let say = |m: &str| {

@@ -69,10 +69,9 @@ fn raise_nofile() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn control_plane_survives_slow_stuck_and_hostile_clients() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     raise_nofile();
     let env = Env::new("ctlplane");
     let b = env.bundle(&["sleep", "1000"]);
@@ -162,10 +161,9 @@ fn control_plane_survives_slow_stuck_and_hostile_clients() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn boot_gives_back_descriptors_when_clients_go() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     raise_nofile();
     let env = Env::new("ctlfds");
     let b = env.bundle(&["sleep", "1000"]);
@@ -208,10 +206,9 @@ fn boot_gives_back_descriptors_when_clients_go() {
 /// A user other than the sandbox's creator reaches nothing, even when
 /// husk runs under umask 000.
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn local_users_cannot_reach_a_sandbox_even_under_umask_000() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("umask");
     let b = env.bundle(&["sleep", "1000"]);
     let id = env.id("um");
@@ -280,10 +277,9 @@ fn local_users_cannot_reach_a_sandbox_even_under_umask_000() {
 /// A state file that cannot be read (empty, garbage, truncated) does not
 /// block `delete --force`: the processes, cgroups and directory go.
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn corrupt_state_does_not_block_a_forced_delete() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("corrupt");
     for (what, content) in [
         ("empty", &b""[..]),

@@ -70,10 +70,9 @@ fn pod(env: &Env) -> (String, String, String) {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn pod_members_share_the_sandbox() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("pod");
     let (root, a, b) = pod(&env);
     assert_eq!(boots(&env), 1, "exactly one sandbox process for the pod");
@@ -174,10 +173,9 @@ fn pod_members_share_the_sandbox() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn delete_members_then_sandbox() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("podorder");
     let (root, a, b) = pod(&env);
     env.ok(&["delete", "--force", &a]);
@@ -190,10 +188,9 @@ fn delete_members_then_sandbox() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn sandbox_killed_with_sigkill() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("podkill");
     let (root, a, b) = pod(&env);
     let boot = env.runtime_processes()[0];
@@ -212,10 +209,9 @@ fn sandbox_killed_with_sigkill() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn members_pid_file_waiter_and_shared_pid_namespace() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("podpid");
     let root = env.id("pod");
     let rb = env.bundle(&["sleep", "1000"]);
@@ -294,10 +290,9 @@ print(os.waitstatus_to_exitcode(st), pid, out, pidns)
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn concurrent_members_keep_state_consistent() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("podconc");
     let root = env.id("pod");
     let rb = env.bundle(&["sleep", "1000"]);
@@ -341,10 +336,9 @@ fn concurrent_members_keep_state_consistent() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn bad_pod_input() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("podbad");
     let id = env.id("m");
     let b = member(&env, "nope", &["true"], cri("no-such-sandbox"));

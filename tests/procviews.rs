@@ -26,8 +26,10 @@ fn meminfo_kb(text: &str, key: &str) -> u64 {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn views_show_the_containers_limits() {
-    if !require_root() || !fuse_available() {
+    require_root();
+    if !fuse_available() {
         return;
     }
     let env = Env::new("views");
@@ -101,8 +103,10 @@ fn boot_of(env: &Env) -> i32 {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn reading_views_in_a_tight_loop_costs_boot_little() {
-    if !require_root() || !fuse_available() {
+    require_root();
+    if !fuse_available() {
         return;
     }
     let env = Env::new("viewcpu");
@@ -129,8 +133,10 @@ fn reading_views_in_a_tight_loop_costs_boot_little() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn views_fail_rather_than_hang_when_their_server_dies() {
-    if !require_root() || !fuse_available() {
+    require_root();
+    if !fuse_available() {
         return;
     }
     let env = Env::new("viewkill");

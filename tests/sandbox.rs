@@ -161,10 +161,9 @@ fn stands_for(stand_in: i64) -> i64 {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn pids_given_to_callers_are_in_the_container() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("pidfacts");
 
     // A root container: its pid file names boot.
@@ -282,10 +281,9 @@ fn init_of(env: &Env, id: &str) -> i64 {
 /// What containerd's CRI writes into a pod member's spec: the sandbox's
 /// namespaces by the pid from the sandbox's pid file.
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn pod_member_joins_the_namespaces_named_by_the_sandbox_pid() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("crins");
     let root = env.id("pod");
     let rb = env.bundle(&["sleep", "1000"]);
@@ -377,10 +375,9 @@ fn pod_member_joins_the_namespaces_named_by_the_sandbox_pid() {
 /// rootfs below one must run, and no mount of the container's may appear on
 /// the host, during or after, also after a failed create.
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn rootfs_under_a_shared_mount_leaves_the_host_untouched() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("shared");
     let top = env.dir.join("shared");
     std::fs::create_dir_all(&top).unwrap();
@@ -434,10 +431,9 @@ echo "$before $during $after $failed"
 /// Everything that can fail before the program runs fails `create`, with
 /// the cause in one line and nothing left behind.
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn create_fails_when_a_capability_cannot_be_set() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     // A capability this host's bounding set lacks (this VM lacks
     // CAP_SYS_RESOURCE), as `docker run --privileged` would ask for.
     let status = std::fs::read_to_string("/proc/self/status").unwrap();

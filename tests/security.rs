@@ -33,10 +33,9 @@ fn mkdir_denied_profile() -> serde_json::Value {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn default_container_posture() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("posture");
     let b = env.bundle(&[
         "sh",
@@ -88,10 +87,9 @@ fn default_container_posture() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn seccomp_profile_and_baseline() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let mut env = Env::new("seccomp");
     // The spec denies mkdir; other calls work.
     let b = env.bundle(&[
@@ -148,10 +146,9 @@ fn seccomp_profile_and_baseline() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn user_namespace_maps_root_to_200000() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("userns");
     let b = env.bundle(&[
         "sh",
@@ -211,10 +208,9 @@ fn cg_of(id: &str, ctrl: &str, file: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn cgroup_limits_are_set_and_enforced() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("limits");
     // pids: a fork loop stops at the limit.
     let b = env.bundle(&[
@@ -279,10 +275,9 @@ fn cgroup_limits_are_set_and_enforced() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn memory_hog_is_oom_killed_and_events_say_so() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("oom");
     let b = env.bundle(&[
         "sh",
@@ -322,10 +317,9 @@ fn memory_hog_is_oom_killed_and_events_say_so() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn husk_binary_cannot_be_reopened_for_writing() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     // CVE-2019-5736: a container keeps an O_PATH handle to the runtime's
     // executable (/proc/<pid>/exe of a runtime process it can see, or of
     // itself via a "#!/proc/self/exe" entrypoint) and reopens it for
@@ -379,10 +373,9 @@ impl OpenPath for std::fs::OpenOptions {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn no_host_descriptor_leaks_into_the_container() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("fds");
     let b = env.bundle(&[
         "sh",
@@ -424,10 +417,9 @@ fn no_host_descriptor_leaks_into_the_container() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn mount_destinations_stay_inside_the_rootfs() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("symlink");
     let b = env.bundle(&["sh", "-c", "cat /escape/marker 2>/dev/null; ls /escape"]);
     // Host paths the image's symlinks point at.
@@ -462,10 +454,9 @@ fn mount_destinations_stay_inside_the_rootfs() {
 type SpecEdit = Box<dyn Fn(&mut serde_json::Value)>;
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn unhonourable_specs_fail_naming_the_field() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("unhonour");
     let cases: Vec<(&str, SpecEdit, &str)> = vec![
         (
@@ -512,10 +503,9 @@ fn unhonourable_specs_fail_naming_the_field() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn husk_processes_posture() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("own");
     let b = env.bundle(&["sleep", "1000"]);
     let id = env.id("own");

@@ -86,7 +86,7 @@ impl Boot {
             .iter()
             .map(|f| f.try_clone())
             .collect::<std::io::Result<Vec<_>>>()
-            .map_err(|e| Error::Sandbox(format!("cgroup descriptors: {}", errno_text(&e))))?;
+            .map_err(|e| Error::os("cgroup descriptors", e))?;
         let mut joins = Vec::new();
         let mut pid_join = None;
         for (kind, i) in &req.namespaces.join {
@@ -114,16 +114,12 @@ impl Boot {
                 )
             })
             .fold(0u64, |f, k| f | k.flag());
-        let (parent_sock, child_sock) = UnixStream::pair()
-            .map_err(|e| Error::Sandbox(format!("socketpair: {}", errno_text(&e))))?;
+        let (parent_sock, child_sock) =
+            UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
 
         if let Some(ns) = &pid_join {
-            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| {
-                Error::Sandbox(format!(
-                    "join pid namespace (linux.namespaces): {}",
-                    errno_text(&e.into())
-                ))
-            })?;
+            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
+                .map_err(|e| Error::os("join pid namespace (linux.namespaces)", e))?;
         }
         let forked = fork_into(clone_flags, None);
         if pid_join.is_some() && !matches!(forked, Ok(Forked::Child)) {
@@ -135,12 +131,7 @@ impl Boot {
             }
         }
         let (pid, pidfd) = match forked {
-            Err(e) => {
-                return Err(Error::Sandbox(format!(
-                    "create namespaces: {}",
-                    errno_text(&e)
-                )))
-            }
+            Err(e) => return Err(Error::os("create namespaces", e)),
             Ok(Forked::Child) => {
                 drop(parent_sock);
                 super::close_inherited(self);
@@ -467,7 +458,7 @@ impl Boot {
             .as_ref()
             .ok_or_else(|| Error::Sandbox(format!("container {id:?} lost its init")))?;
         wire::send(&sync.sock, &Sync::Start, &[])
-            .map_err(|e| Error::Sandbox(format!("container {id:?}: start: {}", errno_text(&e))))?;
+            .map_err(|e| Error::os(format!("container {id:?}: start"), e))?;
         c.phase = Phase::Starting;
         c.deadline = Some(Instant::now() + SETUP_LIMIT);
         if c.notify_pending {

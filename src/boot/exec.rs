@@ -67,18 +67,15 @@ impl Boot {
             }
             v
         };
-        let init_fd = c
-            .pidfd
-            .try_clone()
-            .map_err(|e| Error::Sandbox(format!("exec: {}", errno_text(&e))))?;
+        let init_fd = c.pidfd.try_clone().map_err(|e| Error::os("exec", e))?;
         let (enter, enter_pid) = (c.enter, c.enter_pid);
         let seccomp = c.seccomp.clone();
         let personality = c.personality.clone();
         let apparmor = c.apparmor;
         let mut agent_state = c.hook_state.clone();
         agent_state.status = "running".into();
-        let (parent_sock, child_sock) = UnixStream::pair()
-            .map_err(|e| Error::Sandbox(format!("socketpair: {}", errno_text(&e))))?;
+        let (parent_sock, child_sock) =
+            UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
         if enter_pid {
             // Through the init's pidfd: fails if the init is gone.
             nix::sched::setns(init_fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID).map_err(
@@ -101,7 +98,7 @@ impl Boot {
             }
         }
         let (pid, pidfd) = match forked {
-            Err(e) => return Err(Error::Sandbox(format!("fork: {}", errno_text(&e)))),
+            Err(e) => return Err(Error::os("fork", e)),
             Ok(Forked::Child) => {
                 drop(parent_sock);
                 super::close_inherited(self);

@@ -35,8 +35,7 @@ use husk_oci::state::OciState;
 pub use husk_oci::sync::Sync;
 
 pub fn send(sock: &UnixStream, msg: &Sync) -> Result<()> {
-    wire::send(sock, msg, &[])
-        .map_err(|e| Error::Sandbox(format!("sync with sandbox: {}", errno_text(&e))))
+    wire::send(sock, msg, &[]).map_err(|e| Error::os("sync with sandbox", e))
 }
 
 /// Receive the next sync message; `None` at end of stream.
@@ -44,10 +43,7 @@ pub fn recv(sock: &UnixStream) -> Result<Option<Sync>> {
     match wire::recv::<Sync, _>(sock) {
         Ok((m, _)) => Ok(Some(m)),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-        Err(e) => Err(Error::Sandbox(format!(
-            "sync with sandbox: {}",
-            errno_text(&e)
-        ))),
+        Err(e) => Err(Error::os("sync with sandbox", e)),
     }
 }
 
@@ -63,7 +59,7 @@ fn expect(sock: &UnixStream, want: &str) -> Result<()> {
 }
 
 fn sys(what: impl std::fmt::Display, e: impl Into<std::io::Error>) -> Error {
-    Error::Sandbox(format!("{what}: {}", errno_text(&e.into())))
+    Error::os(what, e)
 }
 
 pub struct InitArgs<'a> {
@@ -258,7 +254,7 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
         }
         if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
             crate::sys::set_domainname(d)
-                .map_err(|e| Error::Sandbox(format!("set domainname {d:?}: {}", errno_text(&e))))?;
+                .map_err(|e| Error::os(format!("set domainname {d:?}"), e))?;
         }
     }
     process::apply_sysctls(
@@ -513,12 +509,8 @@ fn install_seccomp(plan: Option<Prepared>, sync: &UnixStream) -> Result<()> {
         return Ok(());
     }
     if let Some(fd) = plan.install().map_err(|e| Error::Sandbox(e.to_string()))? {
-        wire::send(sync, &Sync::SeccompNotify, &[fd.as_raw_fd()]).map_err(|e| {
-            Error::Sandbox(format!(
-                "send seccomp notify fd to sandbox: {}",
-                errno_text(&e)
-            ))
-        })?;
+        wire::send(sync, &Sync::SeccompNotify, &[fd.as_raw_fd()])
+            .map_err(|e| Error::os("send seccomp notify fd to sandbox", e))?;
     }
     Ok(())
 }
@@ -588,7 +580,7 @@ fn write_time_offsets(spec: &Spec, proc: std::os::fd::BorrowedFd<'_>) -> Result<
         ));
     }
     crate::sys::proc_write_at(proc, "self/timens_offsets", text.as_bytes())
-        .map_err(|e| Error::Sandbox(format!("linux.timeOffsets: {}", errno_text(&e))))
+        .map_err(|e| Error::os("linux.timeOffsets", e))
 }
 
 /// Exec'd processes (husk exec) share the tail of init.

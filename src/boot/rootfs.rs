@@ -16,7 +16,7 @@ use nix::unistd::{fchdir, fchownat, Gid, Uid};
 use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 
 use crate::cgroups::CgroupPath;
-use crate::error::{errno_text, Error, Result};
+use crate::error::{Error, Result};
 use crate::mount_options::{self as options, MountOptions};
 use crate::sys::mount::{
     mount_setattr, move_mount_fd, move_mount_to_path, open_tree, openat2, Attrs, FsContext,
@@ -38,7 +38,7 @@ pub struct RootfsContext<'a> {
 }
 
 fn err(what: impl std::fmt::Display, e: io::Error) -> Error {
-    Error::Sandbox(format!("{what}: {}", errno_text(&e)))
+    Error::os(what, e)
 }
 
 /// Resolve `path` inside the tree rooted at `root`, never leaving it.

@@ -20,14 +20,14 @@ use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-use crate::error::{errno_text, Error, Result};
+use crate::error::{Error, Result};
 use crate::sys::mount::{
     mount_setattr, move_mount_fd, Attrs, FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC,
     MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
 };
 
 fn err(what: &str, e: std::io::Error) -> Error {
-    Error::Sandbox(format!("boot: {what}: {}", errno_text(&e)))
+    Error::os(format!("boot: {what}"), e)
 }
 
 const PSEUDO: u64 = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;

@@ -1349,12 +1349,8 @@ fn host_tree() -> Result<OwnedFd> {
     use crate::sys::mount::{
         mount_setattr, open_tree, Attrs, AT_RECURSIVE, MS_PRIVATE, OPEN_TREE_CLONE,
     };
-    let tree = open_tree(None, Path::new("/"), OPEN_TREE_CLONE | AT_RECURSIVE).map_err(|e| {
-        Error::Sandbox(format!(
-            "copy the host's mounts for createContainer hooks: {}",
-            errno_text(&e)
-        ))
-    })?;
+    let tree = open_tree(None, Path::new("/"), OPEN_TREE_CLONE | AT_RECURSIVE)
+        .map_err(|e| Error::os("copy the host's mounts for createContainer hooks", e))?;
     mount_setattr(
         tree.as_fd(),
         true,
@@ -1363,12 +1359,7 @@ fn host_tree() -> Result<OwnedFd> {
             ..Default::default()
         },
     )
-    .map_err(|e| {
-        Error::Sandbox(format!(
-            "copy the host's mounts for createContainer hooks: {}",
-            errno_text(&e)
-        ))
-    })?;
+    .map_err(|e| Error::os("copy the host's mounts for createContainer hooks", e))?;
     Ok(tree)
 }
 

@@ -219,8 +219,8 @@ fn open_source(path: &Path, recursive: bool) -> std::result::Result<OwnedFd, Str
 
 /// `husk gofer`: read one request from `sock`, answer it, exit.
 pub fn serve(sock: OwnedFd) -> Result<()> {
-    let (req, _): (GoferRequest, _) = wire::recv(&sock)
-        .map_err(|e| Error::Sandbox(format!("gofer: read request: {}", errno_text(&e))))?;
+    let (req, _): (GoferRequest, _) =
+        wire::recv(&sock).map_err(|e| Error::os("gofer: read request", e))?;
     let result = prepare(&req);
     send(&sock, result).map_err(|e| Error::Sandbox(format!("gofer: send mounts: {e}")))
 }

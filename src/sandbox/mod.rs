@@ -78,7 +78,7 @@ fn husk_argv(cfg: &Config, sub: &str, rest: &[&str]) -> Vec<String> {
 
 /// The husk binary as a read-only detached mount (see sys::spawn).
 fn exe() -> Result<OwnedFd> {
-    sealed_self().map_err(|e| Error::Sandbox(format!("open husk binary: {}", errno_text(&e))))
+    sealed_self().map_err(|e| Error::os("open husk binary", e))
 }
 
 /// Path for connect/bind that fits in sun_path: long state directories are
@@ -141,7 +141,7 @@ impl Sandbox {
             dir.join(SOCKET_NAME),
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
-        .map_err(|e| Error::Sandbox(format!("control socket mode: {}", errno_text(&e))))?;
+        .map_err(|e| Error::os("control socket mode", e))?;
         let fd = listener.as_raw_fd();
         clear_cloexec(fd).map_err(|e| Error::Sandbox(format!("control socket: {e}")))?;
         // "--flag=value": an id may start with '-' and must never be read
@@ -246,8 +246,7 @@ impl Sandbox {
                 setup: Some(&mut setup),
             },
         );
-        let mut child =
-            spawned.map_err(|e| Error::Sandbox(format!("start husk boot: {}", errno_text(&e))))?;
+        let mut child = spawned.map_err(|e| Error::os("start husk boot", e))?;
         if let Some(own) = &own_pidns {
             // Our own later children (waiters) belong in our pid namespace.
             if let Err(e) = nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID) {
@@ -360,9 +359,8 @@ impl Sandbox {
                 Response::RunHooks => {
                     let error = on_event(Event::RunHooks).err().map(|e| e.to_string());
                     let failed = error.clone();
-                    wire::send(conn, &Request::HooksDone { error }, &[]).map_err(|e| {
-                        Error::Sandbox(format!("send to sandbox: {}", errno_text(&e)))
-                    })?;
+                    wire::send(conn, &Request::HooksDone { error }, &[])
+                        .map_err(|e| Error::os("send to sandbox", e))?;
                     if let Some(m) = failed {
                         return Err(Error::Invalid(m));
                     }
@@ -542,11 +540,10 @@ impl Mounts {
     /// Start the gofer and queue its request (it opens the rootfs while
     /// boot is still starting), or open everything here.
     pub fn open(cfg: &Config, id: &str, req: &GoferRequest) -> Result<Mounts> {
-        let (ours, theirs) = UnixStream::pair()
-            .map_err(|e| Error::Sandbox(format!("socketpair: {}", errno_text(&e))))?;
+        let (ours, theirs) = UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
         if cfg.file_access == FileAccess::Direct {
             husk_oci::gofer::send(&ours, crate::gofer::prepare(req))
-                .map_err(|e| Error::Sandbox(format!("mounts: {}", errno_text(&e))))?;
+                .map_err(|e| Error::os("mounts", e))?;
             return Ok(Mounts {
                 sandbox_end: OwnedFd::from(theirs),
                 gofer: None,
@@ -569,10 +566,9 @@ impl Mounts {
                 ..Default::default()
             },
         )
-        .map_err(|e| Error::Sandbox(format!("start husk gofer: {}", errno_text(&e))))?;
+        .map_err(|e| Error::os("start husk gofer", e))?;
         drop(theirs);
-        wire::send(&ours, req, &[])
-            .map_err(|e| Error::Sandbox(format!("send request to gofer: {}", errno_text(&e))))?;
+        wire::send(&ours, req, &[]).map_err(|e| Error::os("send request to gofer", e))?;
         Ok(Mounts {
             sandbox_end: OwnedFd::from(ours),
             gofer: Some(child),

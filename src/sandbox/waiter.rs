@@ -20,7 +20,7 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::cgroups::CgroupPath;
-use crate::error::{errno_text, Error, Result};
+use crate::error::{Error, Result};
 use crate::sys::process::{close_fds_except, exit_now, pidfd_open, pidfd_send_signal, Forked};
 
 pub use husk_oci::signals::forward_mask;
@@ -67,12 +67,8 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
         Some(ns) => {
             let own = pidfd_open(nix::unistd::getpid())
                 .map_err(|e| Error::Sandbox(format!("pidfd of ourselves: {e}")))?;
-            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| {
-                Error::Sandbox(format!(
-                    "enter the sandbox's pid namespace: {}",
-                    errno_text(&e.into())
-                ))
-            })?;
+            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
+                .map_err(|e| Error::os("enter the sandbox's pid namespace", e))?;
             Some(own)
         }
         None => None,
@@ -80,7 +76,7 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
     // At its known place before the fork: a client may look the stand-in
     // up the moment its pid file exists.
     let target = crate::sys::fd::dup_to(s.target.as_fd(), husk_oci::STANDS_FOR_FD)
-        .map_err(|e| Error::Sandbox(format!("stand-in: {}", errno_text(&e))))?;
+        .map_err(|e| Error::os("stand-in", e))?;
     drop(s.target);
     let mask = forward_mask();
     // The stand-in says when it is in place: the pid must be what clients
@@ -93,7 +89,7 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
             let _ = nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID);
         }
     }
-    match forked.map_err(|e| Error::Sandbox(format!("fork stand-in: {}", errno_text(&e))))? {
+    match forked.map_err(|e| Error::os("fork stand-in", e))? {
         Forked::Parent { pid, pidfd } => {
             drop(ready_w);
             let mut fds = [

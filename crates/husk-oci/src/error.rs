@@ -45,6 +45,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// An OS error while doing `what` (rendered "what: no such file or
+    /// directory", the way runc prints them).
+    pub fn os(what: impl std::fmt::Display, err: impl Into<io::Error>) -> Error {
+        Error::Io {
+            what: what.to_string(),
+            err: err.into(),
+        }
+    }
+
     /// What kind of failure this is, as the control protocol carries it.
     pub fn kind(&self) -> crate::control::ErrorKind {
         use crate::control::ErrorKind as K;

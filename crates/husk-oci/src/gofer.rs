@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Mount, Spec};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{errno_text, Error, Result};
+use crate::error::{Error, Result};
 use crate::mount_options as options;
 use crate::wire;
 
@@ -178,7 +178,7 @@ pub fn receive(sock: &impl AsFd) -> Result<PreparedMounts> {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             Error::Sandbox("gofer exited without handing over the mounts".into())
         } else {
-            Error::Sandbox(format!("receive mounts from gofer: {}", errno_text(&e)))
+            Error::os("receive mounts from gofer", e)
         }
     })?;
     let mut fds: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();

@@ -222,6 +222,7 @@ fn boottime() -> Duration {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn a_64_mib_container_sees_64_mib() {
     if skip() {
         return;
@@ -256,6 +257,7 @@ fn a_64_mib_container_sees_64_mib() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn one_cpu_cpuset_shows_one_cpu() {
     if skip() {
         return;
@@ -284,6 +286,7 @@ fn one_cpu_cpuset_shows_one_cpu() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn a_quota_of_one_and_a_half_cpus_shows_two_and_half_a_cpu_one() {
     if skip() {
         return;
@@ -320,6 +323,7 @@ fn a_quota_of_one_and_a_half_cpus_shows_two_and_half_a_cpu_one() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn uptime_counts_from_the_start() {
     if skip() {
         return;
@@ -348,6 +352,7 @@ fn uptime_counts_from_the_start() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn every_view_reads_and_stats() {
     if skip() {
         return;
@@ -413,6 +418,7 @@ fn every_view_reads_and_stats() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn a_dead_server_means_errors_not_hangs() {
     if skip() {
         return;
@@ -446,6 +452,7 @@ fn a_dead_server_means_errors_not_hangs() {
 /// The server in a tight loop of reads of /proc/meminfo for 10 s; prints
 /// its CPU share and the cost of a served read.
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn tight_read_loop_costs_the_server_little() {
     if skip() {
         return;
@@ -488,6 +495,7 @@ fn tight_read_loop_costs_the_server_little() {
 /// Latency of a read that the server has to answer (attributes expired:
 /// GETATTR + READ, one rendering) against one from the page cache.
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn cost_of_one_served_read() {
     if skip() {
         return;
@@ -605,6 +613,7 @@ fn a_stuck_server_is_cut_off_by_the_kernel() {
 /// What making the views costs a container's start: the superblock (INIT
 /// answered by the server thread) and eight bind mounts (a LOOKUP each).
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn setup_cost() {
     if skip() {
         return;
