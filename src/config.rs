@@ -43,6 +43,16 @@ pub enum FileAccess {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Userns {
+    /// As the spec says.
+    #[default]
+    Spec,
+    /// A container whose spec has no user namespace gets one chosen by
+    /// husk: its ids 0-65535 map to a free, unprivileged host range.
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum OnOff {
     #[default]
     On,
@@ -99,6 +109,12 @@ pub struct Config {
     #[arg(long, global = true)]
     pub overlay: bool,
 
+    /// User namespaces: as the spec says, or `auto` (container root is not
+    /// host root; the annotation dev.husk.userns: auto does it per
+    /// container).
+    #[arg(long, global = true, value_enum, default_value_t = Userns::Spec)]
+    pub userns: Userns,
+
     /// Accepted for runc compatibility; husk detects rootless mode itself.
     /// (Only before the command: `spec --rootless` is a different flag.)
     #[arg(long, value_name = "VALUE")]
@@ -119,6 +135,7 @@ impl Default for Config {
             systemd_cgroup: false,
             seccomp_baseline: OnOff::On,
             overlay: false,
+            userns: Userns::Spec,
             rootless: None,
         }
     }
@@ -158,6 +175,9 @@ impl Config {
         ));
         if self.overlay {
             f.push("--overlay".into());
+        }
+        if self.userns == Userns::Auto {
+            f.push("--userns=auto".into());
         }
         f
     }

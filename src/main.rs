@@ -7,7 +7,7 @@ fn main() {
     cli.command.close_inherited_fds();
     let (name, id) = cli.command.describe();
     let (name, id) = (name.to_string(), id.map(str::to_string));
-    husk::logging::init(&cli.config, &name, id.as_deref());
+    husk::logging::init(&cli.config, &name, id.as_deref(), cli.command.log_fds());
     let cfg = cli.config.clone();
     let code = match dispatch(&cfg, cli.command) {
         Ok(code) => code,

@@ -69,6 +69,15 @@ const GOFER_NEEDS: &[Cap] = &[
     Cap::CAP_DAC_READ_SEARCH,
     Cap::CAP_SETUID,
     Cap::CAP_SETGID,
+    // An overlay it makes (a rootfs of ID-mapped layers) writes its upper
+    // layer with its maker's capabilities: copy-up sets owners, modes and
+    // file capabilities, and copies device nodes. The filter below keeps
+    // the gofer itself from chown, chmod, mknod or setxattr.
+    Cap::CAP_CHOWN,
+    Cap::CAP_FOWNER,
+    Cap::CAP_FSETID,
+    Cap::CAP_SETFCAP,
+    Cap::CAP_MKNOD,
 ];
 
 /// The system calls the gofer makes once it is set up (reading its
@@ -138,6 +147,11 @@ const GOFER_SYSCALLS: &[&str] = &[
     "pipe2",
     "fsopen",
     "fsconfig",
+    // An overlay of ID-mapped layers is made as the container's root.
+    "setfsuid",
+    "setfsgid",
+    "capget",
+    "capset",
     "fsmount",
     "mkdirat",
 ];

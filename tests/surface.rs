@@ -118,6 +118,12 @@ fn hooks_run_at_their_times_in_their_namespaces() {
     assert_eq!(lines.len(), 4, "{lines:?}");
     assert!(lines[3].starts_with("poststart") && lines[3].contains(&format!("mnt={host_mnt}")));
     assert!(lines[3].contains("\"status\":\"running\""), "{}", lines[3]);
+    // startContainer runs in the init after `start` has released it (and
+    // returned, as runc's does): wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lines_of(&inner_log).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let inside = lines_of(&inner_log);
     assert_eq!(inside.len(), 1, "{inside:?}");
     assert!(

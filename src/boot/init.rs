@@ -273,7 +273,7 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
     let ctx = RootfsContext {
         spec,
         cgroup,
-        bind_devices: ns.fresh.contains(&NsKind::User),
+        bind_devices: ns.in_user_ns || ns.fresh.contains(&NsKind::User),
     };
     let root = rootfs::build(&ctx, prepared)?;
     if let Some(views) = views {

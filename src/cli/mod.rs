@@ -1,6 +1,8 @@
 //! The command line: runc's commands and flags, one file per command. This
 //! layer knows argv shapes and output formats, not how a sandbox works.
 
+use std::os::fd::RawFd;
+
 mod boot;
 mod create;
 mod delete;
@@ -83,12 +85,26 @@ impl Command {
     /// purpose. Everything else they inherited is closed before anything
     /// (the log files included) is opened.
     pub fn close_inherited_fds(&self) {
-        let keep = match self {
-            Command::Boot(a) => a.listen_fd,
-            Command::Gofer(a) => a.sock_fd,
+        let keep: Vec<RawFd> = match self {
+            Command::Boot(a) => [Some(a.listen_fd), a.log_fd, a.debug_log_fd]
+                .into_iter()
+                .flatten()
+                .collect(),
+            Command::Gofer(a) => vec![a.sock_fd],
             _ => return,
         };
-        crate::sys::process::close_fds_except(&[keep]);
+        crate::sys::process::close_fds_except(&keep);
+    }
+
+    /// Log files the caller opened for this process (boot's).
+    pub fn log_fds(&self) -> crate::logging::InheritedLogs {
+        match self {
+            Command::Boot(a) => crate::logging::InheritedLogs {
+                log: a.log_fd,
+                debug: a.debug_log_fd,
+            },
+            _ => Default::default(),
+        }
     }
 
     /// The command's name and container id, for log file names and errors.

@@ -7,6 +7,7 @@
 
 pub mod lock;
 pub mod state;
+pub mod userns;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use crate::cgroups::CgroupPath;
 use crate::config::Config;
 use crate::control::{CreateContainer, CreateFds, ExecProcess, PROTOCOL};
 use crate::error::{errno_text, Error, IoContext, Result};
-use crate::sandbox::namespaces::{self, has_new_userns};
+use crate::sandbox::namespaces::{self, has_new_userns, joins_userns};
 use crate::sandbox::{self, BootPlan, Event, Launched, Mounts, Sandbox};
 use crate::spec::PodRole;
 use crate::sys::process::{pidfd_open, pidfd_pid, pidfd_send_signal};
@@ -334,7 +335,25 @@ impl Container {
             mounts: None,
             member_of: None,
             member: None,
+            userns_base: None,
             armed: true,
+        };
+        // --userns=auto: the pod's root takes a range of host ids; its
+        // members are in the pod's user namespace, their mounts mapped alike.
+        let userns_base = match &pod {
+            None if userns::wanted(cfg, &spec)? => {
+                let base = userns::allocate(&opts.id, &dir)?;
+                guard.userns_base = Some(base);
+                userns::apply(&mut spec, base, true)?;
+                Some(base)
+            }
+            None => None,
+            Some((_, _, base)) => {
+                if let Some(b) = base {
+                    userns::apply(&mut spec, *b, false)?;
+                }
+                *base
+            }
         };
         let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
         let mut cgroup =
@@ -359,10 +378,13 @@ impl Container {
             process: spec.process().clone(),
             creator: ProcRef::of(nix::unistd::getpid().as_raw()),
             seccomp_listener: None,
+            userns_base,
         };
         state.write(lock.fd())?;
 
-        let userns = has_new_userns(&spec);
+        // In a user namespace (its own or its pod's), devices are bound and
+        // the rootfs is ID-mapped.
+        let userns = has_new_userns(&spec) || userns_base.is_some() || joins_userns(&spec);
         let mounts = Mounts::open(
             cfg,
             &opts.id,
@@ -424,7 +446,7 @@ impl Container {
                 guard.sandbox = Some((sandbox.clone(), Some(boot_child)));
                 (sandbox, init_ns)
             }
-            Some((sandbox, _)) => {
+            Some((sandbox, _, _)) => {
                 let (init_ns, ns_fds) =
                     namespaces::plan_member(&spec, cfg.network, sandbox.boot.pid)?;
                 // The root container's process inherits boot's stdio; a pod
@@ -930,6 +952,11 @@ impl Container {
             }
         }
         remove_state_dir(&self.dir)?;
+        if self.state.is_root {
+            if let Some(base) = self.state.userns_base {
+                userns::release(base);
+            }
+        }
         drop(self.lock);
         Ok(())
     }
@@ -1050,7 +1077,7 @@ fn explain_sandbox_death(
 
 /// The running sandbox `sandbox_id` for a pod member, with its lock held
 /// shared.
-fn pod_sandbox(cfg: &Config, sandbox_id: &str) -> Result<(Sandbox, DirLock)> {
+fn pod_sandbox(cfg: &Config, sandbox_id: &str) -> Result<(Sandbox, DirLock, Option<u32>)> {
     validate_id(sandbox_id).map_err(|_| {
         Error::Spec(format!(
             "annotations name an invalid sandbox id {sandbox_id:?}"
@@ -1101,6 +1128,7 @@ fn pod_sandbox(cfg: &Config, sandbox_id: &str) -> Result<(Sandbox, DirLock)> {
             dir,
         },
         lock,
+        st.userns_base,
     ))
 }
 
@@ -1155,6 +1183,8 @@ struct CreateGuard {
     member_of: Option<(Config, String)>,
     /// A pod member the pod's boot has forked (to destroy there).
     member: Option<(Sandbox, String)>,
+    /// The host id range this pod's root took.
+    userns_base: Option<u32>,
     armed: bool,
 }
 
@@ -1196,6 +1226,9 @@ impl Drop for CreateGuard {
         }
         if let Err(e) = remove_state_dir(&self.dir) {
             tracing::warn!("cleanup: {e}");
+        }
+        if let Some(base) = self.userns_base.take() {
+            userns::release(base);
         }
     }
 }

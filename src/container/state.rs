@@ -90,6 +90,10 @@ pub struct State {
     /// the notify descriptors of the container's processes.
     #[serde(default)]
     pub seccomp_listener: Option<(PathBuf, String)>,
+    /// The first host id of the range `--userns=auto` gave the pod (the
+    /// root container holds it; members record it to map their mounts).
+    #[serde(default)]
+    pub userns_base: Option<u32>,
 }
 
 impl State {

@@ -17,6 +17,8 @@ use crate::sys::mount::{
 use husk_oci::gofer::{send, GoferRequest, IdMaps, PreparedMounts};
 use husk_oci::wire;
 
+mod overlay;
+
 /// User namespaces made for ID-mapped mounts, one per distinct mapping.
 #[derive(Default)]
 struct UsernsCache(Vec<(IdMaps, OwnedFd)>);
@@ -48,7 +50,7 @@ fn idmap(tree: &OwnedFd, recursive: bool, userns: RawFd) -> std::io::Result<()> 
 /// Open the rootfs and each bind source as detached mount trees.
 pub fn prepare(req: &GoferRequest) -> Result<PreparedMounts> {
     let mut userns = UsernsCache::default();
-    let rootfs = if req.overlay {
+    let mut rootfs = if req.overlay {
         overlay_rootfs(&req.rootfs)
     } else {
         open_source(&req.rootfs, true)
@@ -69,16 +71,39 @@ pub fn prepare(req: &GoferRequest) -> Result<PreparedMounts> {
             .map(|st| st.st_uid)
             .ok();
         if owner.is_some() && owner != maps.host_root_uid() {
-            userns
-                .get(maps)
-                .and_then(|ns| idmap(&rootfs, true, ns))
-                .map_err(|e| {
-                    Error::Sandbox(format!(
+            let ns = userns.get(maps).map_err(|e| {
+                Error::Sandbox(format!(
+                    "user namespace for ID-mapped mounts: {}",
+                    errno_text(&e)
+                ))
+            })?;
+            match idmap(&rootfs, true, ns) {
+                Ok(()) => {}
+                // The kernel maps an overlay's layers, not the overlay
+                // (what Docker, containerd and podman give as the rootfs).
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && !req.overlay => {
+                    let ids = maps.host_root_uid().zip(maps.host_root_gid());
+                    let ids = ids.ok_or_else(|| {
+                        Error::Spec(
+                            "an ID-mapped overlay needs container uid and gid 0 mapped".into(),
+                        )
+                    })?;
+                    rootfs = overlay::remap(&req.rootfs, ns, ids).map_err(|m| {
+                        Error::Sandbox(format!(
+                            "rootfs {}: ID-mapped mount: {}; {m}",
+                            req.rootfs.display(),
+                            errno_text(&e)
+                        ))
+                    })?;
+                }
+                Err(e) => {
+                    return Err(Error::Sandbox(format!(
                         "rootfs {}: ID-mapped mount: {}",
                         req.rootfs.display(),
                         errno_text(&e)
-                    ))
-                })?;
+                    )))
+                }
+            }
         }
     }
     let mut binds = Vec::with_capacity(req.binds.len());

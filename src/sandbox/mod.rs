@@ -146,11 +146,12 @@ impl Sandbox {
         clear_cloexec(fd).map_err(|e| Error::Sandbox(format!("control socket: {e}")))?;
         // "--flag=value": an id may start with '-' and must never be read
         // as a flag.
-        let argv = husk_argv(
-            cfg,
-            "boot",
-            &[&format!("--sandbox-id={id}"), &format!("--listen-fd={fd}")],
-        );
+        let (log_fds, log_args) = crate::logging::InheritedLogs::open_for_child(cfg, "boot", id)
+            .map_err(|e| Error::os("open log file for boot", e))?;
+        let mut args = vec![format!("--sandbox-id={id}"), format!("--listen-fd={fd}")];
+        args.extend(log_args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let argv = husk_argv(cfg, "boot", &args);
         // v1 hierarchies are joined by writing cgroup.procs (the v2 one by
         // being born into it); the unified directory is in both lists on a
         // hybrid host, which is harmless.
@@ -238,7 +239,9 @@ impl Sandbox {
             &exe()?,
             &argv,
             Spawn {
-                keep: &[fd],
+                keep: &std::iter::once(fd)
+                    .chain(log_fds.iter().map(|f| f.as_raw_fd()))
+                    .collect::<Vec<_>>(),
                 stdin: Stdio::Inherit,
                 stdout: Stdio::Inherit,
                 clone_flags: birth.clone_flags,

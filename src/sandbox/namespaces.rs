@@ -121,6 +121,14 @@ pub fn has_new_userns(spec: &Spec) -> bool {
         .any(|(k, p)| *k == NsKind::User && p.is_none())
 }
 
+/// Whether the spec names a user namespace to join (a pod member in a pod
+/// with one, as containerd writes it).
+pub fn joins_userns(spec: &Spec) -> bool {
+    spec_namespaces(spec, Network::Sandbox)
+        .iter()
+        .any(|(k, p)| *k == NsKind::User && p.is_some())
+}
+
 fn open_ns(kind: NsKind, path: &std::path::Path) -> Result<OwnedFd> {
     File::open(path).map(OwnedFd::from).map_err(|e| {
         Error::Spec(format!(
@@ -254,6 +262,11 @@ pub fn plan_member(
         ..Default::default()
     };
     let mut fds = Vec::new();
+    // The pod's user namespace, which the member shares.
+    let mine = std::fs::metadata("/proc/self/ns/user")
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    init.in_user_ns = ns_id(boot_pid, NsKind::User) != mine;
     let list = spec_namespaces(spec, network);
     if !list.iter().any(|(k, _)| *k == NsKind::Mount) {
         return Err(Error::Spec(

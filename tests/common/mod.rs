@@ -52,7 +52,11 @@ impl Env {
         Env {
             dir,
             root,
-            extra_flags: Vec::new(),
+            // Global flags for every husk command of the run (scripts/test.sh
+            // runs the security suite again with --userns=auto).
+            extra_flags: std::env::var("HUSK_TEST_FLAGS")
+                .map(|f| f.split_whitespace().map(String::from).collect())
+                .unwrap_or_default(),
             ids: Default::default(),
         }
     }

@@ -106,6 +106,10 @@ pub struct InitNamespaces {
     /// gets its loopback brought up, a fresh user namespace means device
     /// nodes are bound rather than made.
     pub fresh: Vec<NsKind>,
+    /// The container lives in a user namespace other than the host's (its
+    /// own, or its pod's): device nodes are bound rather than made.
+    #[serde(default)]
+    pub in_user_ns: bool,
 }
 
 impl InitNamespaces {
