@@ -34,7 +34,9 @@
 #![cfg_attr(not(test), forbid(unsafe_code))]
 
 mod baseline;
+mod bpf;
 mod cache;
+pub mod default_profile;
 mod profile;
 #[cfg(test)]
 mod tests;
@@ -47,7 +49,9 @@ use libseccomp::ScmpFilterContext;
 use oci_spec::runtime::LinuxSeccomp;
 
 pub use baseline::{baseline_for, BASELINE};
+pub use bpf::PERSONALITY_ALLOWED;
 pub use cache::prepare_cached;
+pub use default_profile::default_profile;
 pub use profile::check_json;
 
 /// The kernel's limit on the length of one classic-BPF program.
@@ -114,6 +118,16 @@ impl BaselineContext {
     /// baseline's gated rules (see [`BASELINE`]) are left out.
     pub fn privileged(&self) -> bool {
         self.has_cap_sys_admin || self.has_user_namespace
+    }
+
+    /// The filter is for a container's process, not for boot itself: the
+    /// process inherits boot's filter (every container, when the baseline
+    /// is on), or it is unprivileged. boot asks for its own filter as a
+    /// privileged process that inherits nothing, and rules that would also
+    /// bind boot's setup of a container (`personality`: boot applies the
+    /// spec's `linux.personality` under its own filter) stay out of it.
+    pub fn for_container(&self) -> bool {
+        self.always_inherited || !self.privileged()
     }
 }
 

@@ -56,13 +56,27 @@ fn inherited_always_rules_are_left_out() {
         !names.contains(&"kexec_load") && names.contains(&"fsopen"),
         "{names:?}"
     );
-    // Privileged and inherited: nothing left, no filter at all.
+    // Privileged and inherited: only the rule every container gets.
     let both = BaselineContext {
         always_inherited: true,
         ..ON_ADMIN
     };
-    assert!(baseline_for(&both).is_empty());
-    assert!(prepare(None, &both).unwrap().is_empty());
+    let names: Vec<&str> = baseline_for(&both).iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["personality"]);
+    assert_eq!(prepare(None, &both).unwrap().instruction_counts().len(), 1);
+    // boot's own filter (privileged, nothing inherited) has no container rule.
+    let boot = BaselineContext {
+        has_user_namespace: true,
+        ..ON_ADMIN
+    };
+    let names: Vec<&str> = baseline_for(&boot).iter().map(|(n, _)| *n).collect();
+    assert!(
+        names.contains(&"kexec_load") && names.contains(&"io_uring_setup"),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"personality"), "{names:?}");
+    // Off: nothing.
+    assert!(prepare(None, &OFF).unwrap().is_empty());
 }
 
 fn errno() -> i32 {
@@ -487,8 +501,19 @@ fn baseline_list_has_unique_known_syscalls() {
         assert!(gated.contains(&g), "{g} should be gated");
     }
     assert!(!gated.contains(&"keyctl"));
+    let container: Vec<&str> = RULES
+        .iter()
+        .filter(|r| r.gate == Gate::Container)
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(container, ["personality"]);
     assert_eq!(baseline_for(&ON).len(), BASELINE.len());
-    assert_eq!(baseline_for(&ON_USERNS).len(), BASELINE.len() - gated.len());
+    // A privileged filter that inherits nothing is boot's own: neither the
+    // gated rules nor the container rules.
+    assert_eq!(
+        baseline_for(&ON_USERNS).len(),
+        BASELINE.len() - gated.len() - container.len()
+    );
     assert!(baseline_for(&OFF).is_empty());
 }
 
@@ -1096,4 +1121,59 @@ fn bench() {
         "getppid ns/call (best of 7 x {n}): none {:.1}, baseline {:.1}, profile {:.1}, profile+baseline {:.1}",
         best[0], best[1], best[2], best[3]
     );
+}
+
+// ---------------------------------------------------------- default profile
+
+use super::default_profile::{ALLOWED, CONDITIONAL, DENIED, GATED};
+
+/// Every group of the default profile with its names.
+fn default_groups() -> Vec<(&'static str, &'static [&'static str])> {
+    let mut out = Vec::new();
+    for g in ALLOWED.iter().chain(CONDITIONAL) {
+        out.push(("allowed", g.names));
+    }
+    for g in GATED {
+        out.push(("gated", g.group.names));
+    }
+    for d in DENIED {
+        out.push(("denied", d.group.names));
+    }
+    out
+}
+
+const ARCHES_KNOWN: &[ScmpArch] = &[
+    ScmpArch::X8664,
+    ScmpArch::X86,
+    ScmpArch::X32,
+    ScmpArch::Aarch64,
+    ScmpArch::Arm,
+    ScmpArch::S390X,
+    ScmpArch::Ppc64Le,
+    ScmpArch::Riscv64,
+];
+
+#[test]
+fn default_profile_classifies_every_system_call_once() {
+    let mut seen = std::collections::HashMap::new();
+    for (kind, names) in default_groups() {
+        for n in names {
+            assert!(seen.insert(*n, kind).is_none(), "{n} is listed twice");
+            let known = ARCHES_KNOWN
+                .iter()
+                .any(|a| ScmpSyscall::from_name_by_arch(n, *a).is_ok());
+            assert!(known, "{n} is not a system call libseccomp knows");
+        }
+    }
+    // Every number libseccomp names on x86_64 and 32-bit x86 is decided.
+    for arch in [ScmpArch::X8664, ScmpArch::X86] {
+        for nr in 0..1024 {
+            if let Ok(name) = ScmpSyscall::from(nr).get_name_by_arch(arch) {
+                assert!(
+                    seen.contains_key(name.as_str()),
+                    "{arch:?} {nr} {name} is in no list of the default profile"
+                );
+            }
+        }
+    }
 }
