@@ -1171,6 +1171,16 @@ fn seccomp_plan(
     if profile.is_none() && !ctx.enabled {
         return Ok(None);
     }
+    // No profile in the spec: husk's default profile (Docker's semantics,
+    // for this container's capabilities) stands in for it.
+    let default;
+    let profile = match profile {
+        None if ctx.enabled => {
+            default = crate::seccomp::default_profile(spec.process().as_ref());
+            Some(&default)
+        }
+        p => p,
+    };
     let plan = crate::seccomp::prepare_cached(&cfg.seccomp_cache_dir(), profile, &ctx)?;
     Ok(Some(plan))
 }
