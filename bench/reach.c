@@ -13,8 +13,9 @@
  *    namespaces and closes every descriptor, so a call that does work does
  *    it on nothing the host shares (and as nobody, without capabilities
  *    in the host's namespaces). A number is unimplemented when the call
- *    returns ENOSYS; anything else (another error, success, blocking past
- *    200 ms, a signal, the child exiting) means the kernel ran it.
+ *    returns ENOSYS; anything else (another error, success, still blocked
+ *    in the call after 500 ms, a signal, the child exiting) means the
+ *    kernel ran it.
  * 2. PID's filter chain, read back with PTRACE_SECCOMP_GET_FILTER (PID is
  *    stopped with PTRACE_SEIZE + PTRACE_INTERRUPT for the moment it takes,
  *    then released). Index 0 is the oldest filter (the kernel counts from
@@ -62,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -163,21 +165,17 @@ static void raw_exit(int code)
     __builtin_unreachable();
 }
 
-#define NOT_IMPLEMENTED 42
-#define RAN 43
+/* What a calibration child reports, in memory it shares with the probe:
+ * the time it made the call, and the call's result once it returned.
+ * Timing alone cannot tell a call that blocks from a child that has not
+ * got to its call yet on a busy machine; this can. */
+struct slot {
+    volatile int state; /* 0 setting up, 1 in the call, 2 returned */
+    volatile long result;
+    volatile double called_at;
+};
 
-static void calibrate_child(int nr)
-{
-    long tid;
-
-    if (unshare(CLONE_NEWUSER | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS) != 0)
-        raw_exit(1);
-    /* Nothing to act on: no descriptors at all, no child. */
-    if (syscall(SYS_close_range, 0U, ~0U, 0U) != 0)
-        raw_exit(1);
-    tid = syscall(SYS_gettid);
-    raw_exit(call0(nr, tid) == -ENOSYS ? NOT_IMPLEMENTED : RAN);
-}
+static struct slot *slots;
 
 static double mono(void)
 {
@@ -186,7 +184,28 @@ static double mono(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* impl[nr] = 1 when the kernel implements nr. Runs 32 children at a time. */
+static void calibrate_child(int nr)
+{
+    long tid, r;
+
+    if (unshare(CLONE_NEWUSER | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS) != 0)
+        raw_exit(1);
+    /* Nothing to act on: no descriptors at all, no child. */
+    if (syscall(SYS_close_range, 0U, ~0U, 0U) != 0)
+        raw_exit(1);
+    tid = syscall(SYS_gettid);
+    slots[nr].called_at = mono();
+    slots[nr].state = 1;
+    r = call0(nr, tid);
+    slots[nr].result = r;
+    slots[nr].state = 2;
+    raw_exit(0);
+}
+
+/* impl[nr] = 1 when the kernel implements nr. Runs 32 children at a time.
+ * A child still in its call 500 ms after making it is blocked there (pause,
+ * select, ...): the kernel has the call. A child that died in its call
+ * (exit, rt_sigreturn, strict seccomp mode, ...) also ran it. */
 static int calibrate(unsigned char *impl)
 {
     enum { WIDTH = 32 };
@@ -195,6 +214,12 @@ static int calibrate(unsigned char *impl)
     int next = 0, live = 0, i;
     double start[WIDTH];
 
+    slots = mmap(NULL, sizeof(struct slot) * (MAX_NR + 1), PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (slots == MAP_FAILED) {
+        perror("mmap");
+        return -1;
+    }
     memset(pids, 0, sizeof pids);
     while (next <= MAX_NR || live > 0) {
         for (i = 0; i < WIDTH && next <= MAX_NR; i++) {
@@ -213,17 +238,23 @@ static int calibrate(unsigned char *impl)
             live++;
         }
         for (i = 0; i < WIDTH; i++) {
+            struct slot *s;
             int st;
             pid_t r;
 
             if (!pids[i])
                 continue;
+            s = &slots[nrs[i]];
             r = waitpid(pids[i], &st, WNOHANG | __WALL);
             if (r == 0) {
-                if (mono() - start[i] > 0.2) {
-                    /* Blocked in the call (pause, select, ...): it ran. */
+                double now = mono();
+                if ((s->state == 1 && now - s->called_at > 0.5) || now - start[i] > 60) {
                     kill(pids[i], SIGKILL);
                     waitpid(pids[i], &st, __WALL);
+                    if (s->state != 1) {
+                        fprintf(stderr, "reach: calibration child for %d hangs\n", nrs[i]);
+                        return -1;
+                    }
                     impl[nrs[i]] = 1;
                     pids[i] = 0;
                     live--;
@@ -234,17 +265,17 @@ static int calibrate(unsigned char *impl)
                 perror("waitpid");
                 return -1;
             }
-            if (WIFEXITED(st) && WEXITSTATUS(st) == 1) {
-                fprintf(stderr, "reach: could not isolate the calibration child "
-                                "(unshare or close_range failed)\n");
-                return -1;
-            }
             if (WIFSTOPPED(st)) {
                 /* PTRACE_TRACEME made it our tracee; a signal stopped it. */
                 kill(pids[i], SIGKILL);
                 waitpid(pids[i], &st, __WALL);
             }
-            impl[nrs[i]] = !(WIFEXITED(st) && WEXITSTATUS(st) == NOT_IMPLEMENTED);
+            if (s->state == 0) {
+                fprintf(stderr, "reach: could not isolate the calibration child "
+                                "(unshare or close_range failed)\n");
+                return -1;
+            }
+            impl[nrs[i]] = !(s->state == 2 && s->result == -ENOSYS);
             pids[i] = 0;
             live--;
         }
@@ -253,6 +284,7 @@ static int calibrate(unsigned char *impl)
     /* Processes a zero-flag clone left behind are reparented; reap any of ours. */
     while (waitpid(-1, NULL, WNOHANG | __WALL) > 0)
         ;
+    munmap(slots, sizeof(struct slot) * (MAX_NR + 1));
     return 0;
 }
 
