@@ -19,10 +19,13 @@
 //! - [`DENIED`]: refused to every container, each group with its reason
 //!   and errno. ENOSYS where the call is a feature programs probe for and
 //!   do without (what a kernel without it answers), EPERM otherwise.
-//! - `clone` only without namespace flags and `personality` only with
-//!   the values in [`PERSONALITY_ALLOWED`](super::bpf::PERSONALITY_ALLOWED)
-//!   (CAP_SYS_ADMIN lifts the `clone` condition); on 32-bit x86, the `ipc`
-//!   multiplexer only for its semaphore and shared-memory calls.
+//! - `clone` only without namespace flags (EPERM with them; CAP_SYS_ADMIN
+//!   lifts the condition); on 32-bit x86, the `ipc` multiplexer only for
+//!   its semaphore and shared-memory calls (the message-queue ones get
+//!   ENOSYS like `msgget`). `personality` is allowed here and checked by
+//!   the baseline, which always comes with this profile (both are husk's
+//!   additions, switched on and off together): only the values in
+//!   [`PERSONALITY_ALLOWED`](super::bpf::PERSONALITY_ALLOWED) pass.
 //! - Anything else — numbers the tables do not name, system calls newer
 //!   than this list — fails with ENOSYS (the default action), so that libc
 //!   falls back as it does on an older kernel.
@@ -36,8 +39,6 @@ use std::collections::HashSet;
 use libseccomp::ScmpArch;
 use oci_spec::runtime::{Capability, LinuxSeccomp, Process};
 use serde_json::json;
-
-use super::bpf::PERSONALITY_ALLOWED;
 
 /// One group of system calls and why it is where it is.
 pub struct Group {
@@ -135,7 +136,7 @@ pub const CONDITIONAL: &[Group] = &[
     ),
     g(
         &["personality"],
-        "only PER_LINUX or PER_LINUX32, with UNAME26 or ADDR_NO_RANDOMIZE, or the query 0xffffffff",
+        "only PER_LINUX or PER_LINUX32, with UNAME26 or ADDR_NO_RANDOMIZE, or the query 0xffffffff (the baseline's check)",
     ),
     g(
         &["ipc"],
@@ -336,11 +337,18 @@ pub fn default_profile(process: Option<&Process>) -> LinuxSeccomp {
         rules.push(json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
             "args": [{"index": index, "value": CLONE_NAMESPACES, "valueTwo": 0,
                       "op": "SCMP_CMP_MASKED_EQ"}]}));
+        // With any of them: EPERM, one rule per flag (rules are ORed).
+        for bit in (0..64)
+            .map(|b| 1u64 << b)
+            .filter(|b| CLONE_NAMESPACES & b != 0)
+        {
+            rules.push(json!({"names": ["clone"], "action": "SCMP_ACT_ERRNO",
+                "errnoRet": EPERM,
+                "args": [{"index": index, "value": bit, "valueTwo": bit,
+                          "op": "SCMP_CMP_MASKED_EQ"}]}));
+        }
     }
-    for v in PERSONALITY_ALLOWED {
-        rules.push(json!({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-            "args": [{"index": 0, "value": v, "op": "SCMP_CMP_EQ"}]}));
-    }
+    rules.push(json!({"names": ["personality"], "action": "SCMP_ACT_ALLOW"}));
     for call in IPC_ALLOWED {
         rules.push(json!({"names": ["ipc"], "action": "SCMP_ACT_ALLOW",
             "args": [{"index": 0, "value": 0xffff, "valueTwo": call,
