@@ -1171,17 +1171,13 @@ fn seccomp_plan(
     if profile.is_none() && !ctx.enabled {
         return Ok(None);
     }
-    // No profile in the spec: husk's default profile (Docker's semantics,
-    // for this container's capabilities) stands in for it.
-    let default;
-    let profile = match profile {
-        None if ctx.enabled => {
-            default = crate::seccomp::default_profile(spec.process().as_ref());
-            Some(&default)
-        }
-        p => p,
+    let dir = cfg.seccomp_cache_dir();
+    let plan = match profile {
+        // No profile in the spec: husk's default profile (Docker's
+        // semantics, for this container's capabilities) stands in for it.
+        None => crate::seccomp::prepare_cached_default(&dir, spec.process().as_ref(), &ctx)?,
+        Some(p) => crate::seccomp::prepare_cached(&dir, Some(p), &ctx)?,
     };
-    let plan = crate::seccomp::prepare_cached(&cfg.seccomp_cache_dir(), profile, &ctx)?;
     Ok(Some(plan))
 }
 

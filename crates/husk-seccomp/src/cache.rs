@@ -9,6 +9,8 @@
 //!   context, husk's version and the cache format, the baseline's rule
 //!   table and the libseccomp version that compiles it. The same inputs
 //!   give the same file name in every process and every build.
+//! - **Format**: the BPF as the kernel takes it, with a small header
+//!   (`encode`): reading a plan back is a copy, not a parse.
 //! - **Size**: at most [`MAX_ENTRIES`] plans; writing one more removes the
 //!   least recently used (a hit refreshes a file's modification time).
 //! - **Trust**: a cached plan is loaded into a container, so the cache is
@@ -25,30 +27,29 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use oci_spec::runtime::LinuxSeccomp;
+use oci_spec::runtime::{LinuxSeccomp, Process};
 use sha2::{Digest, Sha256};
 
 use super::{prepare, BaselineContext, Prepared, SeccompError};
 
-/// Bump when the serialized form of `Prepared` or the way a profile is
-/// compiled changes (the rule tables are in the key already).
+/// Bump when the file format or the way a profile is compiled changes (the
+/// rule tables are in the key already).
 const FORMAT: u32 = 2;
 
 /// At most this many plans are kept.
 pub const MAX_ENTRIES: usize = 64;
 
 /// A cached plan larger than this is not one husk wrote (3 filters of
-/// 4096 instructions are about 0.5 MiB as JSON).
-const MAX_FILE: u64 = 4 << 20;
+/// 4096 instructions are 96 KiB).
+const MAX_FILE: u64 = 1 << 20;
 
 /// A temporary file older than this was left by a writer that died.
 const STALE_TMP: Duration = Duration::from_secs(60);
 
-/// The cache key: hex SHA-256 of the plan's inputs.
-pub(super) fn key(spec: Option<&LinuxSeccomp>, ctx: &BaselineContext) -> String {
-    let profile = spec
-        .map(|s| serde_json::to_string(s).unwrap_or_default())
-        .unwrap_or_else(|| "none".to_string());
+/// The cache key: hex SHA-256 of the plan's inputs. `profile` is the
+/// profile's own text: the spec's JSON, or what husk's default profile is
+/// made from.
+fn key_of(profile: &str, ctx: &BaselineContext) -> String {
     let lib = libseccomp::ScmpVersion::current()
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_default();
@@ -71,11 +72,19 @@ pub(super) fn key(spec: Option<&LinuxSeccomp>, ctx: &BaselineContext) -> String 
             ctx.enabled, ctx.has_cap_sys_admin, ctx.has_user_namespace, ctx.always_inherited
         ),
     );
-    line("profile", &profile);
+    line("profile", profile);
     h.finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>()
+}
+
+/// The key of a spec's profile (or none) with this context.
+pub(super) fn key(spec: Option<&LinuxSeccomp>, ctx: &BaselineContext) -> String {
+    let profile = spec
+        .map(|s| format!("spec {}", serde_json::to_string(s).unwrap_or_default()))
+        .unwrap_or_else(|| "none".to_string());
+    key_of(&profile, ctx)
 }
 
 /// `prepare`, through a cache directory (created on demand, 0700). A cache
@@ -85,20 +94,114 @@ pub fn prepare_cached(
     spec: Option<&LinuxSeccomp>,
     ctx: &BaselineContext,
 ) -> Result<Prepared, SeccompError> {
-    let name = format!("{}.json", key(spec, ctx));
+    cached(dir, &key(spec, ctx), || prepare(spec, ctx))
+}
+
+/// `prepare` with husk's default profile for a container whose process is
+/// `process`, through the cache. The key is computed from what the profile
+/// is made from, so a cache hit does not build the profile at all.
+pub fn prepare_cached_default(
+    dir: &Path,
+    process: Option<&Process>,
+    ctx: &BaselineContext,
+) -> Result<Prepared, SeccompError> {
+    let caps = super::default_profile::capabilities(process);
+    let profile = format!("default {}", super::default_profile::fingerprint(&caps));
+    cached(dir, &key_of(&profile, ctx), || {
+        prepare(Some(&super::default_profile::default_profile(process)), ctx)
+    })
+}
+
+fn cached(
+    dir: &Path,
+    key: &str,
+    compile: impl FnOnce() -> Result<Prepared, SeccompError>,
+) -> Result<Prepared, SeccompError> {
+    let name = format!("{key}.bpf");
     let dirfd = open_dir(dir);
     if let Some(d) = &dirfd {
         if let Some(p) = read(d, &name) {
             return Ok(p);
         }
     }
-    let p = prepare(spec, ctx)?;
+    let p = compile()?;
     if let Some(d) = &dirfd {
-        if let Ok(bytes) = serde_json::to_vec(&p) {
-            write(d, dir, &name, &bytes);
-        }
+        write(d, dir, &name, &encode(&p));
     }
     Ok(p)
+}
+
+const MAGIC: &[u8; 8] = b"huskbpf\0";
+
+/// The cache's file format: magic, then per filter its name (0 baseline,
+/// 1 linux.seccomp), flags and instructions as the kernel takes them, then
+/// the listener fields as JSON. Native byte order: a cache never leaves
+/// its machine.
+fn encode(p: &Prepared) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(64 + p.filters.iter().map(|f| f.insns.len() * 8).sum::<usize>());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(p.filters.len() as u32).to_ne_bytes());
+    for f in &p.filters {
+        out.push(u8::from(f.name != "baseline"));
+        out.extend_from_slice(&f.flags.to_ne_bytes());
+        out.extend_from_slice(&(f.insns.len() as u32).to_ne_bytes());
+        for i in &f.insns {
+            out.extend_from_slice(&super::insn_bytes(i));
+        }
+    }
+    let meta = serde_json::json!({
+        "listener_path": p.listener_path,
+        "listener_metadata": p.listener_metadata,
+        "notify": p.notify,
+    });
+    out.extend_from_slice(&serde_json::to_vec(&meta).unwrap_or_default());
+    out
+}
+
+fn decode(b: &[u8]) -> Option<Prepared> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if b.len() < n {
+            return None;
+        }
+        let (head, tail) = b.split_at(n);
+        *b = tail;
+        Some(head)
+    }
+    let mut b = b;
+    if take(&mut b, 8)? != MAGIC {
+        return None;
+    }
+    let n = u32::from_ne_bytes(take(&mut b, 4)?.try_into().ok()?) as usize;
+    if n > 8 {
+        return None;
+    }
+    let mut filters = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = if take(&mut b, 1)?[0] == 0 {
+            "baseline"
+        } else {
+            "linux.seccomp"
+        };
+        let width = std::mem::size_of::<libc::c_ulong>();
+        let flags = libc::c_ulong::from_ne_bytes(take(&mut b, width)?.try_into().ok()?);
+        let len = u32::from_ne_bytes(take(&mut b, 4)?.try_into().ok()?) as usize;
+        if len == 0 || len > super::BPF_MAXINSNS {
+            return None;
+        }
+        let insns = take(&mut b, len * 8)?
+            .chunks_exact(8)
+            .map(super::insn_from)
+            .collect();
+        filters.push(super::Program { name, flags, insns });
+    }
+    let meta: serde_json::Value = serde_json::from_slice(b).ok()?;
+    Some(Prepared {
+        filters,
+        listener_path: serde_json::from_value(meta.get("listener_path")?.clone()).ok()?,
+        listener_metadata: serde_json::from_value(meta.get("listener_metadata")?.clone()).ok()?,
+        notify: meta.get("notify")?.as_bool()?,
+    })
 }
 
 /// Does this file or directory belong to us alone?
@@ -147,12 +250,12 @@ fn read(dir: &OwnedFd, name: &str) -> Option<Prepared> {
         tracing::debug!("seccomp cache: {name} is not ours alone, ignored");
         return None;
     }
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
     Read::by_ref(&mut file)
         .take(MAX_FILE)
         .read_to_end(&mut bytes)
         .ok()?;
-    let p = serde_json::from_slice::<Prepared>(&bytes).ok()?;
+    let p = decode(&bytes)?;
     // Used: keep it over the least recently used ones.
     let now = nix::sys::time::TimeSpec::UTIME_NOW;
     let _ = nix::sys::stat::futimens(file.as_raw_fd(), &now, &now);
@@ -210,7 +313,7 @@ fn evict(dir: &OwnedFd, path: &Path) {
                     nix::unistd::UnlinkatFlags::NoRemoveDir,
                 );
             }
-        } else if name.ends_with(".json") {
+        } else if name.ends_with(".bpf") {
             plans.push((mtime, name));
         }
     }
@@ -255,7 +358,7 @@ mod tests {
         std::fs::read_dir(dir)
             .unwrap()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".bpf"))
             .count()
     }
 
@@ -307,9 +410,9 @@ mod tests {
         assert_ne!(format!("{want:?}"), format!("{planted:?}"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-        let file = dir.join(format!("{}.json", key(Some(&spec), &on())));
+        let file = dir.join(format!("{}.bpf", key(Some(&spec), &on())));
         let elsewhere = dir.join("elsewhere");
-        std::fs::write(&elsewhere, serde_json::to_vec(&planted).unwrap()).unwrap();
+        std::fs::write(&elsewhere, encode(&planted)).unwrap();
         std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o600)).unwrap();
         spoil(&file, &elsewhere);
         let got = prepare_cached(&dir, Some(&spec), &on()).unwrap();
@@ -326,8 +429,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         let planted = prepare(None, &BaselineContext::default()).unwrap();
-        let file = dir.join(format!("{}.json", key(Some(&spec), &on())));
-        std::fs::write(&file, serde_json::to_vec(&planted).unwrap()).unwrap();
+        let file = dir.join(format!("{}.bpf", key(Some(&spec), &on())));
+        std::fs::write(&file, encode(&planted)).unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let got = prepare_cached(&dir, Some(&spec), &on()).unwrap();
         assert_eq!(format!("{got:?}"), format!("{planted:?}"));
@@ -384,10 +487,70 @@ mod tests {
         }
         assert_eq!(plans_in(&dir), MAX_ENTRIES);
         let first_file = dir.join(format!(
-            "{}.json",
+            "{}.bpf",
             key(Some(&first), &BaselineContext::default())
         ));
         assert!(first_file.exists(), "the recently used plan was evicted");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn process(caps: &[&str]) -> Process {
+        serde_json::from_value(serde_json::json!({
+            "cwd": "/", "user": {"uid": 0, "gid": 0}, "args": ["sh"],
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn default_profile_plans_are_keyed_by_what_the_profile_is_made_of() {
+        let dir = tmpdir("default");
+        let ctx = BaselineContext {
+            always_inherited: true,
+            ..on()
+        };
+        let plain = process(&["CAP_KILL"]);
+        let got = prepare_cached_default(&dir, Some(&plain), &ctx).unwrap();
+        let want = prepare(
+            Some(&crate::default_profile::default_profile(Some(&plain))),
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(format!("{got:?}"), format!("{want:?}"));
+        let hit = prepare_cached_default(&dir, Some(&plain), &ctx).unwrap();
+        assert_eq!(format!("{hit:?}"), format!("{want:?}"));
+        assert_eq!(plans_in(&dir), 1);
+        // A capability no rule depends on: the same plan.
+        prepare_cached_default(&dir, Some(&process(&["CAP_KILL", "CAP_LEASE"])), &ctx).unwrap();
+        assert_eq!(plans_in(&dir), 1);
+        // One that opens a group: another.
+        let admin = process(&["CAP_KILL", "CAP_SYS_ADMIN"]);
+        let a = prepare_cached_default(&dir, Some(&admin), &ctx).unwrap();
+        assert_eq!(plans_in(&dir), 2);
+        assert_ne!(format!("{a:?}"), format!("{want:?}"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_file_format_round_trips() {
+        let spec: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "listenerMetadata": "meta",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        }))
+        .unwrap();
+        let p = prepare(Some(&spec), &on()).unwrap();
+        let back = decode(&encode(&p)).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{p:?}"));
+        assert!(back.uses_notify());
+        assert_eq!(back.listener_metadata(), "meta");
+        let bytes = encode(&p);
+        for cut in [0, 7, 12, 30, bytes.len() - 1] {
+            assert!(decode(&bytes[..cut]).is_none(), "cut at {cut}");
+        }
+        let mut bad = bytes.clone();
+        bad[0] ^= 1;
+        assert!(decode(&bad).is_none());
     }
 }

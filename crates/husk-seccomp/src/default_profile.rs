@@ -308,6 +308,33 @@ pub fn capabilities(process: Option<&Process>) -> HashSet<Capability> {
     .collect()
 }
 
+/// What the default profile for these capabilities is made from, as text
+/// for a cache key: the tables, the architectures, and which of the
+/// capabilities the tables gate on the process holds. Much cheaper than
+/// building the profile, which a cache hit then does not need.
+pub(super) fn fingerprint(caps: &HashSet<Capability>) -> String {
+    let mut s = format!(
+        "{:?} {CLONE_NAMESPACES:#x} {IPC_ALLOWED:?}\n",
+        architectures()
+    );
+    for g in ALLOWED.iter().chain(CONDITIONAL) {
+        s.push_str(&g.names.join(","));
+        s.push('\n');
+    }
+    for g in GATED {
+        let held = g.caps.iter().any(|c| caps.contains(c));
+        s.push_str(&format!("{:?} {} {held} ", g.caps, g.errno));
+        s.push_str(&g.group.names.join(","));
+        s.push('\n');
+    }
+    for d in DENIED {
+        s.push_str(&format!("{} ", d.errno));
+        s.push_str(&d.group.names.join(","));
+        s.push('\n');
+    }
+    s
+}
+
 /// husk's default profile for a container whose process is `process`, as
 /// the `linux.seccomp` it stands in for.
 pub fn default_profile(process: Option<&Process>) -> LinuxSeccomp {

@@ -1568,3 +1568,20 @@ fn baseline_limits_personality_in_every_container() {
     );
     code.unwrap();
 }
+
+#[test]
+fn plans_cross_the_wire_intact() {
+    let profile = default_profile(Some(&process_with(SPEC_CAPS)));
+    let p = prepare(Some(&profile), &ON).unwrap();
+    let text = serde_json::to_vec(&p).unwrap();
+    let back: Prepared = serde_json::from_slice(&text).unwrap();
+    assert_eq!(format!("{back:?}"), format!("{p:?}"));
+    // Malformed programs are refused, not loaded.
+    let mut v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    v["filters"][0]["insns"] = json!("0g00000000000000");
+    assert!(serde_json::from_value::<Prepared>(v.clone()).is_err());
+    v["filters"][0]["insns"] = json!("");
+    assert!(serde_json::from_value::<Prepared>(v.clone()).is_err());
+    v["filters"][0]["insns"] = json!("0000");
+    assert!(serde_json::from_value::<Prepared>(v).is_err());
+}
