@@ -1142,8 +1142,9 @@ fn baseline_on(cfg: &Config, spec: &Spec) -> bool {
     cfg.seccomp_baseline == crate::config::OnOff::On && ann != Some("off")
 }
 
-/// The seccomp filters for this container: the spec's profile and husk's
-/// baseline, compiled once and cached.
+/// The seccomp filters for this container: the spec's profile (or, when it
+/// has none, husk's default profile) and husk's baseline, compiled once and
+/// cached.
 fn seccomp_plan(
     cfg: &Config,
     spec: &Spec,
