@@ -7,7 +7,11 @@
 # usage: sh bench/run.sh [--quick] [--no-doc] [--only N,M...]
 #   --quick      fewer repetitions (about 2 minutes instead of about 5, plus the build)
 #   --no-doc     print only; leave docs/benchmarks.md alone
-#   --only LIST  run only these sections (numbers 1-8; implies --no-doc)
+#   --only LIST  run only these sections (numbers 1-9; implies --no-doc)
+#
+# Section 9 (reachable system calls) measures Docker's default profile in a
+# private dockerd when /usr/sbin/dockerd is there, or takes it from the
+# config.json Docker wrote that HUSK_BENCH_DOCKER_CONFIG names.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -43,6 +47,7 @@ command -v crun >/dev/null 2>&1 || missing="$missing crun"
 command -v runsc >/dev/null 2>&1 || missing="$missing runsc"
 command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
 [ -f "$(gcc -print-file-name=libc.a 2>/dev/null || echo /nonexistent)" ] || missing="$missing libc6-dev"
+[ -f /usr/include/seccomp.h ] || missing="$missing libseccomp-dev"
 # scripts/demo-bundle.sh copies /bin/busybox into the rootfs: it must be the static one
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed" ||
     missing="$missing busybox-static"
@@ -80,14 +85,17 @@ trap 'cleanup; exit 129' HUP
 cp "$husk" "$work/husk"
 husk="$work/husk"
 
-say "building the syscall probe and the busybox bundle in $work"
+say "building the syscall probe, the reachability probe and the busybox bundle in $work"
 gcc -static -O2 -Wall -o "$work/bench-syscall" "$repo/bench/syscall.c"
+gcc -O2 -Wall -o "$work/reach" "$repo/bench/reach.c" -lseccomp
 HUSK="$husk" sh "$repo/scripts/demo-bundle.sh" "$work/bundle" /bin/true
 cp "$work/bench-syscall" "$work/bundle/rootfs/bench-syscall"
 
 start=$(date +%s)
-limit=900; [ -n "$quick" ] && limit=300   # hard bounds: a full run takes ~6 min, --quick ~2
-set -- run --work "$work" --repo "$repo" --husk "$husk" --bundle "$work/bundle" --command "$command"
+limit=960; [ -n "$quick" ] && limit=360   # hard bounds: a full run takes ~6 min, --quick ~2
+set -- run --work "$work" --repo "$repo" --husk "$husk" --bundle "$work/bundle" --command "$command" \
+    --reach "$work/reach"
+[ -n "${HUSK_BENCH_DOCKER_CONFIG:-}" ] && set -- "$@" --docker-config "$HUSK_BENCH_DOCKER_CONFIG"
 [ -n "$quick" ] && set -- "$@" "$quick"
 [ -n "$only" ] && set -- "$@" --only "$only"
 [ -n "$doc" ] && set -- "$@" --doc "$doc"

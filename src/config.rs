@@ -99,8 +99,9 @@ pub struct Config {
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
 
-    /// Add husk's baseline seccomp filter on top of the spec's (off is for
-    /// debugging only).
+    /// Add husk's baseline seccomp filter on top of the spec's profile, and
+    /// husk's default profile where the spec has none (off: runc's
+    /// behaviour, for debugging only).
     #[arg(long, global = true, value_enum, default_value_t = OnOff::On)]
     pub seccomp_baseline: OnOff,
 

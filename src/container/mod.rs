@@ -1308,8 +1308,9 @@ fn baseline_on(cfg: &Config, spec: &Spec) -> bool {
     cfg.seccomp_baseline == crate::config::OnOff::On && ann != Some("off")
 }
 
-/// The seccomp filters for this container: the spec's profile and husk's
-/// baseline, compiled once and cached.
+/// The seccomp filters for this container: the spec's profile (or, when it
+/// has none, husk's default profile) and husk's baseline, compiled once and
+/// cached.
 fn seccomp_plan(
     cfg: &Config,
     spec: &Spec,
@@ -1337,7 +1338,13 @@ fn seccomp_plan(
     if profile.is_none() && !ctx.enabled {
         return Ok(None);
     }
-    let plan = crate::seccomp::prepare_cached(&cfg.seccomp_cache_dir(), profile, &ctx)?;
+    let dir = cfg.seccomp_cache_dir();
+    let plan = match profile {
+        // No profile in the spec: husk's default profile (Docker's
+        // semantics, for this container's capabilities) stands in for it.
+        None => crate::seccomp::prepare_cached_default(&dir, spec.process().as_ref(), &ctx)?,
+        Some(p) => crate::seccomp::prepare_cached(&dir, Some(p), &ctx)?,
+    };
     Ok(Some(plan))
 }
 

@@ -56,13 +56,27 @@ fn inherited_always_rules_are_left_out() {
         !names.contains(&"kexec_load") && names.contains(&"fsopen"),
         "{names:?}"
     );
-    // Privileged and inherited: nothing left, no filter at all.
+    // Privileged and inherited: only the rule every container gets.
     let both = BaselineContext {
         always_inherited: true,
         ..ON_ADMIN
     };
-    assert!(baseline_for(&both).is_empty());
-    assert!(prepare(None, &both).unwrap().is_empty());
+    let names: Vec<&str> = baseline_for(&both).iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["personality"]);
+    assert_eq!(prepare(None, &both).unwrap().instruction_counts().len(), 1);
+    // boot's own filter (privileged, nothing inherited) has no container rule.
+    let boot = BaselineContext {
+        has_user_namespace: true,
+        ..ON_ADMIN
+    };
+    let names: Vec<&str> = baseline_for(&boot).iter().map(|(n, _)| *n).collect();
+    assert!(
+        names.contains(&"kexec_load") && names.contains(&"io_uring_setup"),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"personality"), "{names:?}");
+    // Off: nothing.
+    assert!(prepare(None, &OFF).unwrap().is_empty());
 }
 
 fn errno() -> i32 {
@@ -487,8 +501,19 @@ fn baseline_list_has_unique_known_syscalls() {
         assert!(gated.contains(&g), "{g} should be gated");
     }
     assert!(!gated.contains(&"keyctl"));
+    let container: Vec<&str> = RULES
+        .iter()
+        .filter(|r| r.gate == Gate::Container)
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(container, ["personality"]);
     assert_eq!(baseline_for(&ON).len(), BASELINE.len());
-    assert_eq!(baseline_for(&ON_USERNS).len(), BASELINE.len() - gated.len());
+    // A privileged filter that inherits nothing is boot's own: neither the
+    // gated rules nor the container rules.
+    assert_eq!(
+        baseline_for(&ON_USERNS).len(),
+        BASELINE.len() - gated.len() - container.len()
+    );
     assert!(baseline_for(&OFF).is_empty());
 }
 
@@ -1096,4 +1121,467 @@ fn bench() {
         "getppid ns/call (best of 7 x {n}): none {:.1}, baseline {:.1}, profile {:.1}, profile+baseline {:.1}",
         best[0], best[1], best[2], best[3]
     );
+}
+
+// ---------------------------------------------------------- default profile
+
+use super::default_profile::{ALLOWED, CONDITIONAL, DENIED, GATED};
+
+/// Every group of the default profile with its names.
+fn default_groups() -> Vec<(&'static str, &'static [&'static str])> {
+    let mut out = Vec::new();
+    for g in ALLOWED.iter().chain(CONDITIONAL) {
+        out.push(("allowed", g.names));
+    }
+    for g in GATED {
+        out.push(("gated", g.group.names));
+    }
+    for d in DENIED {
+        out.push(("denied", d.group.names));
+    }
+    out
+}
+
+const ARCHES_KNOWN: &[ScmpArch] = &[
+    ScmpArch::X8664,
+    ScmpArch::X86,
+    ScmpArch::X32,
+    ScmpArch::Aarch64,
+    ScmpArch::Arm,
+    ScmpArch::S390X,
+    ScmpArch::Ppc64Le,
+    ScmpArch::Riscv64,
+];
+
+#[test]
+fn default_profile_classifies_every_system_call_once() {
+    let mut seen = std::collections::HashMap::new();
+    for (kind, names) in default_groups() {
+        for n in names {
+            assert!(seen.insert(*n, kind).is_none(), "{n} is listed twice");
+            let known = ARCHES_KNOWN
+                .iter()
+                .any(|a| ScmpSyscall::from_name_by_arch(n, *a).is_ok());
+            assert!(known, "{n} is not a system call libseccomp knows");
+        }
+    }
+    // Every number libseccomp names on x86_64 and 32-bit x86 is decided.
+    for arch in [ScmpArch::X8664, ScmpArch::X86] {
+        for nr in 0..1024 {
+            if let Ok(name) = ScmpSyscall::from(nr).get_name_by_arch(arch) {
+                assert!(
+                    seen.contains_key(name.as_str()),
+                    "{arch:?} {nr} {name} is in no list of the default profile"
+                );
+            }
+        }
+    }
+}
+
+/// A container process with these capabilities (all five sets), as the
+/// spec would give it.
+fn process_with(caps: &[&str]) -> oci_spec::runtime::Process {
+    serde_json::from_value(json!({
+        "cwd": "/",
+        "user": {"uid": 0, "gid": 0},
+        "args": ["sh"],
+        "capabilities": {
+            "bounding": caps, "effective": caps, "permitted": caps,
+            "inheritable": caps, "ambient": caps
+        }
+    }))
+    .unwrap()
+}
+
+/// `husk spec`'s (and runc's) default capabilities.
+const SPEC_CAPS: &[&str] = &["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+
+/// The errno of `syscall(nr, args...)`, or 0; a child made by clone/fork
+/// leaves at once.
+///
+/// SAFETY: the caller passes arguments the call may dereference only if
+/// they are valid or null.
+unsafe fn raw(nr: libc::c_long, a: [libc::c_long; 3]) -> i32 {
+    let rc = libc::syscall(nr, a[0], a[1], a[2], 0, 0, 0);
+    if rc == 0 && (nr == libc::SYS_clone || nr == libc::SYS_fork) {
+        libc::_exit(0);
+    }
+    if rc > 0 && (nr == libc::SYS_clone || nr == libc::SYS_fork) {
+        libc::waitpid(rc as i32, std::ptr::null_mut(), libc::__WALL);
+    }
+    sys_errno(rc)
+}
+
+/// Run `checks` (syscall, args, expected errno; 0 = succeeds) in a child
+/// under `p`. Ok, or the first check that failed with the errno it got.
+fn check_calls(
+    p: Prepared,
+    checks: Vec<(libc::c_long, [libc::c_long; 3], i32)>,
+) -> Result<(), String> {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let list = checks.clone();
+    let code = in_child(Some(p), move |_| {
+        for (i, (nr, args, want)) in list.iter().enumerate() {
+            // SAFETY: the tables below pass integers and null pointers only.
+            let got = unsafe { raw(*nr, *args) };
+            if got != *want {
+                let report = [i as i32, got];
+                // SAFETY: writes 8 bytes from a live local.
+                unsafe { libc::write(w.as_raw_fd(), report.as_ptr().cast(), 8) };
+                return 1;
+            }
+        }
+        0
+    });
+    match code {
+        0 => Ok(()),
+        1 => {
+            let mut buf = [0u8; 8];
+            nix::unistd::read(r.as_raw_fd(), &mut buf).unwrap();
+            let i = i32::from_ne_bytes(buf[..4].try_into().unwrap()) as usize;
+            let got = i32::from_ne_bytes(buf[4..].try_into().unwrap());
+            let (nr, args, want) = checks[i];
+            Err(format!(
+                "syscall({nr}, {args:?}): errno {got}, wanted {want} (check {i})"
+            ))
+        }
+        other => Err(format!("child ended with {other}")),
+    }
+}
+
+const PTRACE_PEEKDATA: libc::c_long = 2;
+
+#[test]
+fn default_profile_for_an_unprivileged_container() {
+    if !is_root() {
+        eprintln!("skip: the kernel's own answers differ without root");
+        return;
+    }
+    // The default profile comes with the baseline (both are husk's
+    // additions): personality is the baseline's to check.
+    let profile = default_profile(Some(&process_with(SPEC_CAPS)));
+    let p = prepare(Some(&profile), &CONTAINER).unwrap();
+    let newns = (libc::CLONE_NEWNET | libc::SIGCHLD) as libc::c_long;
+    let code = check_calls(
+        p,
+        vec![
+            (libc::SYS_getppid, [0, 0, 0], 0),
+            (libc::SYS_getrandom, [0, 0, 0], 0),
+            (libc::SYS_fork, [0, 0, 0], 0),
+            (libc::SYS_clone, [libc::SIGCHLD as libc::c_long, 0, 0], 0),
+            // Capability-gated: EPERM without the capability.
+            (libc::SYS_mount, [0, 0, 0], libc::EPERM),
+            (
+                libc::SYS_unshare,
+                [libc::CLONE_NEWNS as libc::c_long, 0, 0],
+                libc::EPERM,
+            ),
+            (libc::SYS_clone, [newns, 0, 0], libc::EPERM),
+            (libc::SYS_ptrace, [PTRACE_PEEKDATA, 1, 0], libc::EPERM),
+            (libc::SYS_process_vm_readv, [1, 0, 0], libc::EPERM),
+            (libc::SYS_kcmp, [1, 1, 0], libc::EPERM),
+            (libc::SYS_chroot, [0, 0, 0], libc::EPERM),
+            (libc::SYS_adjtimex, [0, 0, 0], libc::EPERM),
+            (libc::SYS_get_mempolicy, [0, 0, 0], libc::EPERM),
+            (libc::SYS_name_to_handle_at, [0, 0, 0], libc::EPERM),
+            (libc::SYS_clone3, [0, 0, 0], libc::ENOSYS),
+            // Denied to everyone.
+            (libc::SYS_keyctl, [0, -3, 0], libc::EPERM),
+            (libc::SYS_io_uring_setup, [0, 0, 0], libc::ENOSYS),
+            (libc::SYS_msgget, [0, 0, 0], libc::ENOSYS),
+            (libc::SYS_mq_open, [0, 0, 0], libc::ENOSYS),
+            (libc::SYS_memfd_secret, [0, 0, 0], libc::ENOSYS),
+            // personality: the query and PER_LINUX, not READ_IMPLIES_EXEC.
+            (libc::SYS_personality, [0xffff_ffff, 0, 0], 0),
+            (libc::SYS_personality, [0, 0, 0], 0),
+            (libc::SYS_personality, [0x0040_0000, 0, 0], libc::EPERM),
+            // Numbers the profile does not name, and beyond the table.
+            (400, [0, 0, 0], libc::ENOSYS),
+            (462, [0, 0, 0], libc::ENOSYS), // mseal
+            (1000, [0, 0, 0], libc::ENOSYS),
+        ],
+    );
+    code.unwrap();
+}
+
+#[test]
+fn default_profile_follows_capabilities() {
+    if !is_root() {
+        eprintln!("skip: the kernel's own answers differ without root");
+        return;
+    }
+    let caps = [
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_TIME",
+    ];
+    let profile = default_profile(Some(&process_with(&caps)));
+    // As for a container in husk: boot's rules inherited, not repeated.
+    let ctx = BaselineContext {
+        has_cap_sys_admin: true,
+        always_inherited: true,
+        ..ON
+    };
+    let p = prepare(Some(&profile), &ctx).unwrap();
+    let newns = (libc::CLONE_NEWUTS | libc::SIGCHLD) as libc::c_long;
+    let code = check_calls(
+        p,
+        vec![
+            // Through to the kernel, which answers for itself.
+            (libc::SYS_mount, [0, 0, 0], libc::EFAULT),
+            (libc::SYS_unshare, [0, 0, 0], 0),
+            (libc::SYS_clone, [newns, 0, 0], 0),
+            (libc::SYS_ptrace, [PTRACE_PEEKDATA, 1, 0], libc::ESRCH),
+            (libc::SYS_clone3, [0, 0, 0], libc::EINVAL),
+            (libc::SYS_adjtimex, [0, 0, 0], libc::EFAULT),
+            // Gated on a capability this container lacks.
+            (libc::SYS_get_mempolicy, [0, 0, 0], libc::EPERM),
+            // Denied whatever the capabilities.
+            (libc::SYS_io_uring_setup, [0, 0, 0], libc::ENOSYS),
+            (libc::SYS_personality, [0x0040_0000, 0, 0], libc::EPERM),
+        ],
+    );
+    code.unwrap();
+}
+
+#[test]
+fn default_profile_compiles_for_any_capabilities() {
+    let all: Vec<String> = ALL_CAPS.iter().map(|c| c.to_string()).collect();
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    for caps in [&[][..], SPEC_CAPS, &all[..]] {
+        let profile = default_profile(Some(&process_with(caps)));
+        let p = prepare(Some(&profile), &ON).unwrap();
+        for (name, n) in p.instruction_counts() {
+            assert!(n < BPF_MAXINSNS, "{name}: {n} instructions");
+        }
+    }
+    // No process at all: no capabilities.
+    let none = default_profile(None);
+    assert_eq!(
+        serde_json::to_value(&none).unwrap(),
+        serde_json::to_value(default_profile(Some(&process_with(&[])))).unwrap()
+    );
+}
+
+const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+#[test]
+fn default_profile_is_documented() {
+    // docs/security.md names every system call the default profile and
+    // the baseline refuse (or gate), so the two cannot drift apart.
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/security.md"),
+    )
+    .unwrap();
+    let mut missing = Vec::new();
+    let names = GATED
+        .iter()
+        .flat_map(|g| g.group.names)
+        .chain(DENIED.iter().flat_map(|d| d.group.names))
+        .chain(BASELINE.iter().map(|(n, _)| n));
+    for n in names {
+        if !doc.contains(&format!("`{n}`")) {
+            missing.push(*n);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/security.md does not name {missing:?}"
+    );
+}
+
+// ------------------------------------------------ unknown numbers, NOTIFY
+
+#[test]
+fn unknown_numbers_get_enosys_not_the_default_errno() {
+    let mut allowed: Vec<&str> = CHILD_MINIMUM.to_vec();
+    allowed.extend(["getpid", "faccessat2", "write"]);
+    // Deny by default, highest named number faccessat2 (439).
+    let p = prepare(
+        Some(&spec(json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": libc::EPERM,
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]
+        }))),
+        &OFF,
+    )
+    .unwrap();
+    let code = check_calls(
+        p,
+        vec![
+            (libc::SYS_getpid, [0, 0, 0], 0),
+            (libc::SYS_mkdir, [0, 0, 0], libc::EPERM), // known, not listed
+            (400, [0, 0, 0], libc::EPERM),             // a hole below the highest
+            (libc::SYS_faccessat2, [-1, 0, 0], libc::EFAULT),
+            (libc::SYS_process_madvise, [-1, 0, 0], libc::ENOSYS), // 440 > 439
+            (1000, [0, 0, 0], libc::ENOSYS),
+        ],
+    );
+    code.unwrap();
+    // A permissive default: unknown numbers reach the kernel, which runs
+    // the ones it has and answers ENOSYS for the others.
+    let p = prepare(
+        Some(&spec(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+        }))),
+        &OFF,
+    )
+    .unwrap();
+    let code = check_calls(
+        p,
+        vec![
+            (libc::SYS_mkdir, [0, 0, 0], libc::EPERM),
+            (libc::SYS_process_madvise, [-1, 0, 0], libc::EBADF),
+            (1000, [0, 0, 0], libc::ENOSYS),
+        ],
+    );
+    code.unwrap();
+}
+
+#[test]
+fn notify_for_write_is_refused() {
+    assert_eq!(
+        prepare_err(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_NOTIFY"}]})),
+        "linux.seccomp.syscalls[0].names[1]: SCMP_ACT_NOTIFY cannot be used for the write syscall"
+    );
+    // Other calls may still be handed to an agent.
+    prepare(
+        Some(&spec(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}))),
+        &OFF,
+    )
+    .unwrap();
+}
+
+// ------------------------------------------------ baseline: io_uring, personality
+
+/// A container's baseline when boot's filter is not there to inherit: the
+/// tests load the whole baseline into one child.
+const CONTAINER: BaselineContext = BaselineContext {
+    always_inherited: false,
+    ..ON
+};
+
+#[test]
+fn baseline_denies_io_uring_even_when_the_profile_allows_it() {
+    let mut allowed: Vec<&str> = CHILD_MINIMUM.to_vec();
+    allowed.extend(["io_uring_setup", "getpid", "write"]);
+    let profile = spec(json!({"defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]}));
+    for ctx in [CONTAINER, ON_ADMIN] {
+        let p = prepare(Some(&profile), &ctx).unwrap();
+        let code = check_calls(
+            p,
+            vec![
+                (libc::SYS_getpid, [0, 0, 0], 0),
+                (libc::SYS_io_uring_setup, [1, 0, 0], libc::ENOSYS),
+            ],
+        );
+        code.unwrap_or_else(|e| panic!("{ctx:?}: {e}"));
+    }
+    // Without the baseline the profile's allow stands (EFAULT: no params).
+    let p = prepare(Some(&profile), &OFF).unwrap();
+    let code = check_calls(p, vec![(libc::SYS_io_uring_setup, [1, 0, 0], libc::EFAULT)]);
+    code.unwrap();
+}
+
+#[test]
+fn baseline_limits_personality_in_every_container() {
+    let privileged_container = BaselineContext {
+        always_inherited: true,
+        ..ON_ADMIN
+    };
+    let mut checks: Vec<(libc::c_long, [libc::c_long; 3], i32)> = PERSONALITY_ALLOWED
+        .iter()
+        .map(|v| (libc::SYS_personality, [*v as libc::c_long, 0, 0], 0))
+        .collect();
+    for v in [0x0040_0000, 0x0010_0000, 0x0800_0000, 0x0000_0001, 1 << 40] {
+        checks.push((libc::SYS_personality, [v, 0, 0], libc::EPERM));
+    }
+    // Leave the child's persona as it was.
+    checks.push((libc::SYS_personality, [0, 0, 0], 0));
+    for ctx in [CONTAINER, privileged_container] {
+        let p = prepare(None, &ctx).unwrap();
+        let code = check_calls(p, checks.clone());
+        code.unwrap_or_else(|e| panic!("{ctx:?}: {e}"));
+    }
+    // boot's own filter leaves personality alone: it applies the spec's.
+    let boot = BaselineContext {
+        has_user_namespace: true,
+        ..ON_ADMIN
+    };
+    let p = prepare(None, &boot).unwrap();
+    let code = check_calls(
+        p,
+        vec![
+            (libc::SYS_personality, [0x0040_0000, 0, 0], 0),
+            (libc::SYS_personality, [0, 0, 0], 0),
+        ],
+    );
+    code.unwrap();
+}
+
+#[test]
+fn plans_cross_the_wire_intact() {
+    let profile = default_profile(Some(&process_with(SPEC_CAPS)));
+    let p = prepare(Some(&profile), &ON).unwrap();
+    let text = serde_json::to_vec(&p).unwrap();
+    let back: Prepared = serde_json::from_slice(&text).unwrap();
+    assert_eq!(format!("{back:?}"), format!("{p:?}"));
+    // Malformed programs are refused, not loaded.
+    let mut v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    v["filters"][0]["insns"] = json!("0g00000000000000");
+    assert!(serde_json::from_value::<Prepared>(v.clone()).is_err());
+    v["filters"][0]["insns"] = json!("");
+    assert!(serde_json::from_value::<Prepared>(v.clone()).is_err());
+    v["filters"][0]["insns"] = json!("0000");
+    assert!(serde_json::from_value::<Prepared>(v).is_err());
 }
