@@ -133,10 +133,9 @@ fn set_caps(c: &mut Value, caps: &[&str]) {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn reachable_system_calls() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("sc-reach");
     let reach = reach_binary(&env);
     let b = env.bundle(&["sleep", "1000"]);
@@ -224,10 +223,9 @@ fn reachable_system_calls() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn the_specs_own_profile_wins() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("sc-spec");
     let reach = reach_binary(&env);
     let b = env.bundle(&["sleep", "1000"]);
@@ -273,10 +271,9 @@ fn the_specs_own_profile_wins() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn numbers_above_the_profile_get_enosys() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("sc-enosys");
     let reach = reach_binary(&env);
     let b = env.bundle(&["sleep", "1000"]);
@@ -303,10 +300,9 @@ fn numbers_above_the_profile_get_enosys() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn notify_for_write_is_refused_at_create() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("sc-notify");
     let b = env.bundle(&["true"]);
     b.edit(|c| {
@@ -327,10 +323,9 @@ fn notify_for_write_is_refused_at_create() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn init_finishes_under_the_default_profile_without_no_new_privs() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     // Without noNewPrivileges the filter goes in before husk's init sets
     // the user, groups and capabilities: those calls must pass it.
     let env = Env::new("sc-nnp");
@@ -534,10 +529,9 @@ fn run_programs(env: &Env, b: &Bundle) -> (Vec<(String, String)>, String) {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn programs_work_under_the_default_profile() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     if !Path::new("/usr/bin/apt-get").exists() || !Path::new("/usr/bin/python3").exists() {
         eprintln!("skipping: this host is not the Debian the check expects");
         return;
