@@ -293,6 +293,9 @@ fn mount_fs(root: BorrowedFd<'_>, m: &Mount, typ: &str, opts: &MountOptions) -> 
             dest.display()
         )));
     }
+    if typ == "proc" || typ == "sysfs" {
+        ordinary_dir(root, dest, typ)?;
+    }
     let fs = FsContext::open(typ).map_err(|e| err(what(), e))?;
     if let Some(src) = m.source() {
         let s = src.to_string_lossy();
@@ -323,6 +326,36 @@ fn mount_fs(root: BorrowedFd<'_>, m: &Mount, typ: &str, opts: &MountOptions) -> 
         mount_setattr(mnt.as_fd(), recursive, &a).map_err(|e| err(what(), e))?;
     }
     Ok(())
+}
+
+/// proc and sysfs go on an ordinary directory (or a path still to be
+/// made), never through a symlink: neither the image nor a process of
+/// another container sharing the rootfs decides where the kernel's
+/// interfaces land (runc refuses the same, in these words).
+fn ordinary_dir(root: BorrowedFd<'_>, dest: &Path, typ: &str) -> Result<()> {
+    let refuse = || {
+        Error::Spec(format!(
+            "mount {} ({typ}): filesystem {typ:?} must be mounted on ordinary directory",
+            dest.display()
+        ))
+    };
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Ok(());
+    };
+    let dir = match open_in_root(root, parent, libc::O_PATH | libc::O_DIRECTORY) {
+        Ok(d) => d,
+        // Missing (made later as directories) or not a directory (the
+        // mount fails on its own).
+        Err(_) => return Ok(()),
+    };
+    match nix::sys::stat::fstatat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    ) {
+        Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFDIR => Err(refuse()),
+        _ => Ok(()),
+    }
 }
 
 /// The container's view of its cgroups: fresh cgroupfs mounts, which its
