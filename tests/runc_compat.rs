@@ -530,6 +530,347 @@ fn proc_and_sys_through_symlinks_are_refused() {
 
 // ---- lifecycle and commands ----------------------------------------------
 
+#[test]
+fn exec_into_created_and_paused_containers() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("execstates");
+    for rt in runtimes(&env) {
+        let b = env.bundle(&["sleep", "1000"]);
+        let id = rt.id("execstates");
+        rt.ok(&["create", "--bundle", &b.arg(), &id]);
+        assert_eq!(rt.ok(&["exec", &id, "echo", "hi"]), "hi\n", "{}", rt.name());
+        assert_eq!(rt.state(&id).unwrap()["status"], "created");
+        rt.ok(&["start", &id]);
+        rt.ok(&["pause", &id]);
+        let out = rt.run(&["exec", &id, "echo", "hi"]);
+        assert_eq!(out.status.code(), Some(255), "{}: {out:?}", rt.name());
+        assert!(
+            text(&out.stderr).contains("cannot exec in a paused container"),
+            "{}: {out:?}",
+            rt.name()
+        );
+        assert!(out.stdout.is_empty());
+        // --ignore-paused: the process runs once the container is resumed
+        // (runc's exec waits for that; husk's too, at most 300 s).
+        let mut bg = Background::start(
+            rt.cmd(&["exec", "--ignore-paused", &id, "echo", "late"]),
+            &env.dir,
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(bg.running(), "{}: exec did not wait for resume", rt.name());
+        rt.ok(&["resume", &id]);
+        let out = bg.finish(Duration::from_secs(30));
+        assert!(out.status.success(), "{}: {out:?}", rt.name());
+        assert_eq!(text(&out.stdout), "late\n", "{}", rt.name());
+        rt.ok(&["delete", "--force", &id]);
+    }
+}
+
+#[test]
+fn kill_all_and_ps_of_a_stopped_container() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("stoppedcmds");
+    for rt in runtimes(&env) {
+        let b = env.bundle(&["sleep", "1000"]);
+        let id = rt.id("stopped");
+        rt.ok(&["run", "-d", "--bundle", &b.arg(), &id]);
+        rt.ok(&["kill", &id, "KILL"]);
+        rt.wait_status(&id, "stopped");
+        rt.ok(&["kill", "--all", &id, "0"]);
+        assert!(
+            !rt.run(&["kill", &id, "0"]).status.success(),
+            "{}",
+            rt.name()
+        );
+        let ps = rt.ok(&["ps", &id]);
+        let lines: Vec<&str> = ps.lines().collect();
+        assert_eq!(lines.len(), 1, "{}: {ps}", rt.name());
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+            "{}",
+            rt.name()
+        );
+        rt.ok(&["delete", &id]);
+    }
+}
+
+#[test]
+fn create_in_a_frozen_cgroup_fails_at_once() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("frozen");
+    for rt in runtimes(&env) {
+        let cg = HandCgroup::new("husk-compat-frozen");
+        cg.freeze(true);
+        let b = env.bundle(&["sleep", "1000"]);
+        b.edit(|c| c["linux"]["cgroupsPath"] = json!(cg.path()));
+        let id = rt.id("frozen");
+        let t = Instant::now();
+        let out = rt.run(&["create", "--bundle", &b.arg(), &id]);
+        assert!(
+            !out.status.success(),
+            "{}: created in a frozen cgroup",
+            rt.name()
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{}: took {:?}",
+            rt.name(),
+            t.elapsed()
+        );
+        assert!(
+            text(&out.stderr).contains("container's cgroup unexpectedly frozen"),
+            "{}: {out:?}",
+            rt.name()
+        );
+        assert!(rt.state(&id).is_none(), "{}", rt.name());
+        assert_eq!(
+            cg.procs(),
+            Vec::<i32>::new(),
+            "{}: processes left",
+            rt.name()
+        );
+    }
+}
+
+#[test]
+fn create_in_a_non_empty_cgroup_warns_and_goes_on() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("nonempty");
+    for rt in runtimes(&env) {
+        let cg = HandCgroup::new("husk-compat-nonempty");
+        let mut other = Command::new(BUSYBOX)
+            .args(["sleep", "1000"])
+            .spawn()
+            .unwrap();
+        cg.add(other.id());
+        // A create that fails leaves the other process alone.
+        let b = env.bundle(&["/nonexistent/program"]);
+        b.edit(|c| c["linux"]["cgroupsPath"] = json!(cg.path()));
+        let id = rt.id("nonempty");
+        let out = rt.run(&["create", "--bundle", &b.arg(), &id]);
+        assert!(!out.status.success(), "{}", rt.name());
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "{}: the other process was killed",
+            rt.name()
+        );
+
+        let b = env.bundle(&["sleep", "1000"]);
+        b.edit(|c| c["linux"]["cgroupsPath"] = json!(cg.path()));
+        let id = rt.id("nonempty");
+        let out = rt.run(&["create", "--bundle", &b.arg(), &id]);
+        assert!(out.status.success(), "{}: {out:?}", rt.name());
+        assert!(
+            text(&out.stderr).contains("container's cgroup is not empty: 1 process(es) found"),
+            "{}: {out:?}",
+            rt.name()
+        );
+        rt.ok(&["start", &id]);
+        assert_eq!(rt.state(&id).unwrap()["status"], "running");
+        let _ = other.kill();
+        let _ = other.wait();
+        rt.ok(&["delete", "--force", &id]);
+    }
+}
+
+#[test]
+fn exec_cgroup_runs_in_a_sub_cgroup() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("execcg");
+    for rt in runtimes(&env) {
+        let cg = HandCgroup::new("husk-compat-execcg");
+        let b = env.bundle(&["sleep", "1000"]);
+        b.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("{}/c", cg.path())));
+        let id = rt.id("execcg");
+        rt.ok(&["run", "-d", "--bundle", &b.arg(), &id]);
+        cg.mkdir_sub("c/sub");
+        let lines = |args: &[&str]| -> Vec<String> {
+            let mut full = vec!["exec"];
+            full.extend_from_slice(args);
+            full.extend_from_slice(&[&id, "cat", "/proc/self/cgroup"]);
+            rt.ok(&full).lines().map(str::to_string).collect()
+        };
+        let all = lines(&["--cgroup", "sub"]);
+        assert!(
+            all.iter().all(|l| l.ends_with("/sub")),
+            "{}: {all:?}",
+            rt.name()
+        );
+        let all = lines(&["--cgroup", "/sub"]);
+        assert!(
+            all.iter().all(|l| l.ends_with("/sub")),
+            "{}: {all:?}",
+            rt.name()
+        );
+        let some = lines(&["--cgroup", "pids:sub", "--cgroup", "memory:sub"]);
+        for l in &some {
+            let moved = l.contains(":pids:") || l.contains(":memory:");
+            assert_eq!(l.ends_with("/sub"), moved, "{}: {some:?}", rt.name());
+        }
+        for bad in [
+            vec!["--cgroup", "pids:.."],
+            vec!["--cgroup", "pids:../.."],
+            vec!["--cgroup", "pids:nosuchsub"],
+            vec!["--cgroup", "sub", "--cgroup", "pids:sub"],
+        ] {
+            let mut full = vec!["exec"];
+            full.extend_from_slice(&bad);
+            full.extend_from_slice(&[&id, "cat", "/proc/self/cgroup"]);
+            let out = rt.run(&full);
+            assert_eq!(
+                out.status.code(),
+                Some(255),
+                "{}: {bad:?} {out:?}",
+                rt.name()
+            );
+            assert!(out.stdout.is_empty(), "{}: {bad:?} ran", rt.name());
+        }
+        if !rt.runc {
+            // runc's escape check is a string prefix: `../cx` reaches the
+            // sibling `cx` of the container's cgroup `c`. husk refuses.
+            cg.mkdir_sub("cx");
+            let out = rt.run(&["exec", "--cgroup", "pids:../cx", &id, "true"]);
+            assert_eq!(out.status.code(), Some(255), "{out:?}");
+        }
+        rt.ok(&["delete", "--force", &id]);
+    }
+}
+
+#[test]
+fn debug_and_log_cover_exec() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("execlog");
+    for rt in runtimes(&env) {
+        let b = env.bundle(&["sleep", "1000"]);
+        let id = rt.id("execlog");
+        rt.ok(&["run", "-d", "--bundle", &b.arg(), &id]);
+        let out = rt.run(&["--debug", "exec", &id, "echo", "out"]);
+        assert_eq!(text(&out.stdout), "out\n", "{}", rt.name());
+        assert!(
+            text(&out.stderr).contains("level=debug"),
+            "{}: {out:?}",
+            rt.name()
+        );
+        let log = env.dir.join(unique("exec.log"));
+        let out = rt.run(&[
+            "--log",
+            log.to_str().unwrap(),
+            "--debug",
+            "exec",
+            &id,
+            "echo",
+            "out",
+        ]);
+        assert_eq!(text(&out.stdout), "out\n", "{}", rt.name());
+        assert!(
+            !text(&out.stderr).contains("level=debug"),
+            "{}: {out:?}",
+            rt.name()
+        );
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(logged.contains("level=debug"), "{}: {logged}", rt.name());
+        rt.ok(&["delete", "--force", &id]);
+    }
+}
+
+#[test]
+fn exec_runtime_failures_exit_255() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("exec255");
+    for rt in runtimes(&env) {
+        let b = env.bundle(&["sleep", "1000"]);
+        let id = rt.id("exec255");
+        rt.ok(&["run", "-d", "--bundle", &b.arg(), &id]);
+        let out = rt.run(&[
+            "exec",
+            "--pid-file",
+            "/nonexistent/dir/pid",
+            &id,
+            "sh",
+            "-c",
+            "touch /dev/shm/ran",
+        ]);
+        assert_eq!(out.status.code(), Some(255), "{}: {out:?}", rt.name());
+        // The process never ran.
+        assert!(
+            !rt.run(&["exec", &id, "test", "-e", "/dev/shm/ran"])
+                .status
+                .success(),
+            "{}: the exec'd process ran",
+            rt.name()
+        );
+        for args in [
+            vec!["exec", &id, "nosuchbin"],
+            vec!["exec", "no-such-container", "true"],
+        ] {
+            let out = rt.run(&args);
+            assert_eq!(
+                out.status.code(),
+                Some(255),
+                "{}: {args:?} {out:?}",
+                rt.name()
+            );
+        }
+        // The process's own status passes through.
+        let out = rt.run(&["exec", &id, "sh", "-c", "exit 7"]);
+        assert_eq!(out.status.code(), Some(7), "{}", rt.name());
+        rt.ok(&["delete", "--force", &id]);
+    }
+}
+
+#[test]
+fn version_and_unknown_commands() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("version");
+    for rt in runtimes(&env) {
+        for flag in ["-v", "--version"] {
+            let out = rt.ok(&[flag]);
+            let lines: Vec<&str> = out.lines().collect();
+            assert!(lines.len() >= 3, "{}: {out}", rt.name());
+            assert!(
+                lines[0].starts_with(&format!("{} version ", rt.name())),
+                "{out}"
+            );
+            assert!(
+                lines[1].starts_with("commit: ") && lines[1].len() > 8,
+                "{out}"
+            );
+            assert!(lines[2].starts_with("spec: 1."), "{out}");
+            if !rt.runc {
+                assert_eq!(lines.len(), 3, "{out}");
+            }
+        }
+        for cmd in ["nosuchcmd", "version"] {
+            let out = rt.run(&[cmd]);
+            assert_eq!(out.status.code(), Some(3), "{}: {out:?}", rt.name());
+            assert!(out.stdout.is_empty());
+            let err = text(&out.stderr);
+            assert_eq!(err.trim().lines().count(), 1, "{}: {err}", rt.name());
+            assert!(err.contains(cmd), "{err}");
+        }
+    }
+    // help keeps clap's pages.
+    let h = husk_only(&env);
+    assert!(h.ok(&["--help"]).contains("Usage: husk"));
+}
+
 // ---- terminals -----------------------------------------------------------
 
 /// `ls -ln $(tty)` inside, as "uid gid".
@@ -541,6 +882,102 @@ fn tty_owner(ls: &str) -> (String, String) {
         .unwrap_or_else(|| panic!("no pty line in {ls:?}"));
     let f: Vec<&str> = line.split_whitespace().collect();
     (f[2].to_string(), f[3].to_string())
+}
+
+#[test]
+fn terminal_without_a_tty_is_proxied_and_owned_by_the_user() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("tty");
+    let has_script = Path::new("/usr/bin/script").exists();
+    for rt in runtimes(&env) {
+        let b = env.bundle(&["sh", "-c", "tty; ls -ln $(tty); id -u"]);
+        b.edit(|c| {
+            c["process"]["terminal"] = json!(true);
+            c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        });
+        let id = rt.id("tty");
+        let out = if rt.runc {
+            // runc needs a controlling terminal (it opens /dev/tty): give it
+            // one with script(1).
+            if !has_script {
+                continue;
+            }
+            let cmdline = format!(
+                "{RUNC} --root {} run --bundle {} {id}",
+                rt.runc_root().display(),
+                b.arg()
+            );
+            let mut c = Command::new("/usr/bin/script");
+            c.args(["-qec", &cmdline, "/dev/null"]).stdin(Stdio::null());
+            run_bounded(c, Duration::from_secs(30))
+        } else {
+            // stdin is /dev/null and there is no console socket: husk
+            // allocates the pty and copies it, whatever its stdin is.
+            rt.run(&["run", "--bundle", &b.arg(), &id])
+        };
+        assert!(out.status.success(), "{}: {out:?}", rt.name());
+        let o = text(&out.stdout);
+        assert!(o.contains("/dev/pts/0"), "{}: {o}", rt.name());
+        assert_eq!(
+            tty_owner(&o),
+            ("1000".into(), "5".into()),
+            "{}: {o}",
+            rt.name()
+        );
+    }
+    // exec -t without a terminal on stdin, as another user.
+    let h = husk_only(&env);
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = h.id("ttyexec");
+    h.ok(&["run", "-d", "--bundle", &b.arg(), &id]);
+    let o = h.ok(&[
+        "exec",
+        "-t",
+        "--user",
+        "1000:1000",
+        &id,
+        "sh",
+        "-c",
+        "ls -ln $(tty)",
+    ]);
+    assert_eq!(tty_owner(&o), ("1000".into(), "5".into()), "{o}");
+    h.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn exec_process_file_without_user() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("procnouser");
+    let pf = env.dir.join("process.json");
+    std::fs::write(&pf, r#"{"args":["id"],"cwd":"/","env":["PATH=/bin"]}"#).unwrap();
+    for rt in runtimes(&env) {
+        let b = env.bundle(&["sleep", "1000"]);
+        let id = rt.id("procnouser");
+        rt.ok(&["run", "-d", "--bundle", &b.arg(), &id]);
+        let out = rt.ok(&["exec", "--process", pf.to_str().unwrap(), &id]);
+        assert!(
+            out.starts_with("uid=0(root) gid=0(root)"),
+            "{}: {out}",
+            rt.name()
+        );
+        rt.ok(&["delete", "--force", &id]);
+    }
+    // husk: uid and gid default to the container's (runc uses 0:0).
+    let h = husk_only(&env);
+    let b = env.bundle(&["sleep", "1000"]);
+    b.edit(|c| c["process"]["user"] = json!({"uid": 65534, "gid": 65534}));
+    let id = h.id("procnouser");
+    h.ok(&["run", "-d", "--bundle", &b.arg(), &id]);
+    let out = h.ok(&["exec", "--process", pf.to_str().unwrap(), &id]);
+    assert!(
+        out.starts_with("uid=65534(nobody) gid=65534(nobody)"),
+        "{out}"
+    );
+    h.ok(&["delete", "--force", &id]);
 }
 
 // ---- spec, mounts, hooks -------------------------------------------------

@@ -451,6 +451,14 @@ fn prepare_process(s: ProcessSetup<'_>) -> Result<Prepared2> {
     if let Some(tty) = terminal {
         crate::sys::tty::set_controlling_terminal(tty.as_fd())
             .map_err(|e| sys("set controlling terminal", e))?;
+        // The process's own terminal, as on a login: owned by its user
+        // (the group stays devpts's, tty), so `tty`, mesg and write work.
+        nix::unistd::fchown(
+            tty.as_raw_fd(),
+            Some(nix::unistd::Uid::from_raw(process.user().uid())),
+            None,
+        )
+        .map_err(|e| sys("chown the terminal to process.user.uid", e))?;
         for target in 0..3 {
             nix::unistd::dup2(tty.as_raw_fd(), target).map_err(|e| sys("dup2 terminal", e))?;
         }

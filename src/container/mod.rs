@@ -334,6 +334,7 @@ impl Container {
             mounts: None,
             member_of: None,
             member: None,
+            foreign_pids: false,
             armed: true,
         };
         let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
@@ -378,6 +379,25 @@ impl Container {
         cgroup.create()?;
         guard.cgroup = Some(cgroup.clone());
         state.cgroup = cgroup.clone();
+        // A frozen cgroup (a pre-existing one, or below a frozen parent)
+        // would freeze the sandbox as soon as it is born into it: fail now,
+        // in runc's words, rather than wait on it.
+        if cgroup.is_frozen() {
+            return Err(Error::Invalid(
+                "container's cgroup unexpectedly frozen".into(),
+            ));
+        }
+        // Processes already there (a cgroupsPath shared on purpose) are
+        // left alone, as runc leaves them, and never killed by a failed
+        // create.
+        let foreign = cgroup.pids().unwrap_or_default();
+        if !foreign.is_empty() {
+            tracing::warn!(
+                "container's cgroup is not empty: {} process(es) found",
+                foreign.len()
+            );
+            guard.foreign_pids = true;
+        }
         if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
             cgroup.apply(res)?;
             if let Some(rules) = res.devices() {
@@ -640,6 +660,15 @@ impl Container {
     /// may be frozen with it.
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
         let st = self.status();
+        if st == Status::Stopped && all {
+            // As runc: --all signals whatever is left in the cgroup, which
+            // for a stopped container is usually nothing (`kill --all ID 0`
+            // is how scripts ask "can this still be signalled?").
+            if let Ok(sig) = nix::sys::signal::Signal::try_from(signal) {
+                let _ = self.state.cgroup.signal_all(sig);
+            }
+            return Ok(());
+        }
         if st == Status::Stopped || st == Status::Creating {
             // runc's words, which containerd's shim matches to tell "already
             // exited" from a failure.
@@ -1155,6 +1184,8 @@ struct CreateGuard {
     member_of: Option<(Config, String)>,
     /// A pod member the pod's boot has forked (to destroy there).
     member: Option<(Sandbox, String)>,
+    /// The cgroup held other processes before this create.
+    foreign_pids: bool,
     armed: bool,
 }
 
@@ -1187,6 +1218,17 @@ impl Drop for CreateGuard {
             }
         }
         if let Some(cg) = self.cgroup.take() {
+            if self.foreign_pids {
+                // Ours died with boot (or were destroyed by the pod's);
+                // the others, and the cgroup they are in, stay.
+                for d in cg.dirs.iter().filter(|d| d.created) {
+                    let _ = std::fs::remove_dir(&d.path);
+                }
+                if let Err(e) = remove_state_dir(&self.dir) {
+                    tracing::warn!("cleanup: {e}");
+                }
+                return;
+            }
             // A pod member's processes are boot's children, gone by now;
             // anything left in the cgroup goes.
             let _ = cg.signal_all(nix::sys::signal::Signal::SIGKILL);
