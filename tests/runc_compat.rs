@@ -982,6 +982,332 @@ fn exec_process_file_without_user() {
 
 // ---- spec, mounts, hooks -------------------------------------------------
 
+#[test]
+fn spec_writes_what_runc_spec_writes() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("spec");
+    let runc_spec = |rootless: bool| -> Option<(String, Value)> {
+        if !Path::new(RUNC).exists() {
+            return None;
+        }
+        let d = env.dir.join(unique("runc-spec"));
+        std::fs::create_dir_all(&d).unwrap();
+        let mut c = Command::new(RUNC);
+        c.arg("spec").arg("--bundle").arg(&d);
+        if rootless {
+            c.arg("--rootless");
+        }
+        assert!(c.status().unwrap().success());
+        let t = std::fs::read_to_string(d.join("config.json")).unwrap();
+        Some((t.clone(), serde_json::from_str(&t).unwrap()))
+    };
+    let husk_spec = |extra: &[&str]| -> (String, Value) {
+        let d = env.dir.join(unique("husk-spec"));
+        std::fs::create_dir_all(&d).unwrap();
+        let mut args = vec!["spec", "--bundle", d.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        env.ok(&args);
+        let t = std::fs::read_to_string(d.join("config.json")).unwrap();
+        (t.clone(), serde_json::from_str(&t).unwrap())
+    };
+    for rootless in [false, true] {
+        let extra: &[&str] = if rootless { &["--rootless"] } else { &[] };
+        let (htext, mut h) = husk_spec(extra);
+        let husk_version = h["ociVersion"].clone();
+        // No cgroup namespace unless asked, as runc.
+        assert!(
+            !h["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["type"] == "cgroup"),
+            "{htext}"
+        );
+        if let Some((rtext, r)) = runc_spec(rootless) {
+            // The hostname and the spec version are each runtime's own.
+            h["hostname"] = r["hostname"].clone();
+            h["ociVersion"] = r["ociVersion"].clone();
+            assert_eq!(h, r, "rootless={rootless}");
+            // The same file, key for key (tabs, runc's key order, no
+            // final newline).
+            let norm = htext
+                .replace("\"husk\"", &r["hostname"].to_string())
+                .replace(
+                    &format!("\"ociVersion\": {husk_version}"),
+                    &format!("\"ociVersion\": {}", r["ociVersion"]),
+                );
+            assert_eq!(norm, rtext, "rootless={rootless}");
+        }
+    }
+    let (_, x) = husk_spec(&["--extras"]);
+    assert!(x["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["type"] == "cgroup"));
+    // A namespace listed twice stays a clear error.
+    let b = env.bundle(&["true"]);
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "pid"}))
+    });
+    let err = env.fails(&["run", "--bundle", &b.arg(), &env.id("dupns")]);
+    assert!(err.contains("\"pid\" twice"), "{err}");
+}
+
+#[test]
+fn read_only_dev_is_made_read_only_after_its_submounts() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("rodev");
+    for rt in runtimes(&env) {
+        let b = env.bundle(&[
+            "sh",
+            "-c",
+            "touch /dev/x 2>&1; touch /dev/shm/x && echo shm-ok; test -c /dev/null && echo null-ok; \
+             test -L /dev/ptmx && echo ptmx-ok; grep ' /dev ' /proc/self/mountinfo",
+        ]);
+        b.edit(|c| {
+            let m = c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|m| m["destination"] == "/dev")
+                .unwrap();
+            m["options"].as_array_mut().unwrap().push(json!("ro"));
+        });
+        let id = rt.id("rodev");
+        let out = rt.ok(&["run", "--bundle", &b.arg(), &id]);
+        for want in [
+            "Read-only file system",
+            "shm-ok",
+            "null-ok",
+            "ptmx-ok",
+            " /dev ro,",
+        ] {
+            assert!(out.contains(want), "{}: no {want:?} in {out}", rt.name());
+        }
+    }
+}
+
+#[test]
+fn bind_mount_propagation_options_are_honoured() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("prop");
+    let src = |n: &str| {
+        let p = env.dir.join("m").join(n);
+        std::fs::create_dir_all(&p).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    // A shared mount on the host, to see master relations.
+    let shared = src("shared");
+    nix::mount::mount(
+        Some(shared.as_str()),
+        shared.as_str(),
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    nix::mount::mount(
+        None::<&str>,
+        shared.as_str(),
+        None::<&str>,
+        nix::mount::MsFlags::MS_SHARED,
+        None::<&str>,
+    )
+    .unwrap();
+    let mounts = json!([
+        {"destination": "/mnt/a", "type": "bind", "source": src("a"), "options": ["rbind", "rw", "rshared"]},
+        {"destination": "/mnt/c", "type": "bind", "source": src("c"), "options": ["bind", "private"]},
+        {"destination": "/mnt/d", "type": "bind", "source": src("d"), "options": ["bind", "unbindable"]},
+        {"destination": "/mnt/e", "type": "bind", "source": shared, "options": ["rbind", "ro", "rslave"]},
+        {"destination": "/mnt/f", "type": "bind", "source": shared, "options": ["bind", "shared"]},
+        {"destination": "/mnt/g", "type": "bind", "source": src("g"), "options": ["rbind", "nosuid", "runbindable"]},
+        {"destination": "/mnt/h", "type": "bind", "source": shared, "options": ["bind", "rw", "rprivate"]}
+    ]);
+    for rt in runtimes(&env) {
+        let b = env.bundle(&["grep", " /mnt/", "/proc/self/mountinfo"]);
+        b.edit(|c| {
+            c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .extend(mounts.as_array().unwrap().clone())
+        });
+        let id = rt.id("prop");
+        let out = rt.ok(&["run", "--bundle", &b.arg(), &id]);
+        let line = |m: &str| -> String {
+            out.lines()
+                .find(|l| l.split(' ').nth(4) == Some(m))
+                .unwrap_or_else(|| panic!("{}: no {m} in {out}", rt.name()))
+                .split(" - ")
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        let (a, c, d, e, f, g, h) = (
+            line("/mnt/a"),
+            line("/mnt/c"),
+            line("/mnt/d"),
+            line("/mnt/e"),
+            line("/mnt/f"),
+            line("/mnt/g"),
+            line("/mnt/h"),
+        );
+        let who = rt.name();
+        assert!(a.contains(" shared:") && a.contains(" rw,"), "{who}: {a}");
+        assert!(
+            !c.contains("shared:") && !c.contains("master:"),
+            "{who}: {c}"
+        );
+        assert!(d.ends_with(" unbindable"), "{who}: {d}");
+        assert!(
+            e.contains(" master:") && !e.contains("shared:") && e.contains(" ro,"),
+            "{who}: {e}"
+        );
+        assert!(
+            f.contains(" shared:") && f.contains(" master:"),
+            "{who}: {f}"
+        );
+        assert!(
+            g.ends_with(" unbindable") && g.contains("nosuid"),
+            "{who}: {g}"
+        );
+        assert!(
+            !h.contains("shared:") && !h.contains("master:"),
+            "{who}: {h}"
+        );
+    }
+}
+
+#[test]
+fn no_mount_namespace_shares_the_runtimes() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("nomntns");
+    let no_mntns = |c: &mut Value| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "mount");
+    };
+    for rt in runtimes(&env) {
+        // With maskedPaths (the default spec) it cannot be honoured.
+        let b = env.bundle(&["true"]);
+        b.edit(no_mntns);
+        let id = rt.id("nomntns");
+        let out = rt.run(&["run", "--bundle", &b.arg(), &id]);
+        assert!(!out.status.success(), "{}", rt.name());
+        assert!(
+            text(&out.stderr).contains("private MNT namespace"),
+            "{}: {out:?}",
+            rt.name()
+        );
+        assert!(rt.state(&id).is_none());
+
+        let b = env.bundle(&["sleep", "1000"]);
+        b.edit(|c| {
+            no_mntns(c);
+            c["mounts"] = json!([]);
+            c["linux"]["maskedPaths"] = json!([]);
+            c["linux"]["readonlyPaths"] = json!([]);
+            c["root"]["readonly"] = json!(false);
+        });
+        // runc needs a /proc in the rootfs to start at all (it mounts
+        // nothing): give both the host's, as the research did.
+        let proc_dir = b.rootfs().join("proc");
+        nix::mount::mount(
+            Some("/proc"),
+            &proc_dir,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+        let id = rt.id("nomntns");
+        rt.ok(&["run", "-d", "--bundle", &b.arg(), &id]);
+        let pid = rt.pid(&id);
+        let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).unwrap();
+        assert_eq!(ns(&pid.to_string()), ns("self"), "{}", rt.name());
+        let root = std::fs::read_link(format!("/proc/{pid}/root")).unwrap();
+        assert_eq!(root, b.rootfs(), "{}", rt.name());
+        if !rt.runc {
+            // exec'd processes land in the same root.
+            let marker = unique("from-exec");
+            let out = rt.run(&["exec", &id, "sh", "-c", &format!("echo here > /{marker}")]);
+            let on_host = Path::new("/").join(&marker);
+            let leaked = on_host.exists();
+            let _ = std::fs::remove_file(&on_host);
+            assert!(out.status.success(), "{out:?}");
+            assert!(!leaked, "exec wrote to the host's root");
+            assert!(b.rootfs().join(&marker).exists());
+        }
+        rt.ok(&["delete", "--force", &id]);
+        // runc leaves the rootfs bound onto itself (with a copy of our
+        // /proc bind) behind: peel everything off.
+        for _ in 0..10 {
+            let a = nix::mount::umount2(&proc_dir, nix::mount::MntFlags::MNT_DETACH);
+            let r = nix::mount::umount2(&b.rootfs(), nix::mount::MntFlags::MNT_DETACH);
+            if a.is_err() && r.is_err() {
+                break;
+            }
+        }
+    }
+    // Mounts would be made in the host's mount namespace: husk refuses
+    // them (runc makes them there and leaves them behind).
+    let h = husk_only(&env);
+    let b = env.bundle(&["true"]);
+    b.edit(|c| {
+        no_mntns(c);
+        c["mounts"] = json!([{"destination": "/proc", "type": "proc", "source": "proc"}]);
+        c["linux"]["maskedPaths"] = json!([]);
+        c["linux"]["readonlyPaths"] = json!([]);
+        c["root"]["readonly"] = json!(false);
+    });
+    let out = h.run(&["run", "--bundle", &b.arg(), &h.id("nomntns")]);
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("mount namespace"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn mount_label_without_selinux_is_a_warning() {
+    if !require_root() {
+        return;
+    }
+    if Path::new("/sys/fs/selinux/enforce").exists() {
+        eprintln!("note: this host has SELinux; skipping");
+        return;
+    }
+    // runc passes the label to the kernel as context= and fails at the
+    // first tmpfs; husk warns that it is ignored (there is no SELinux to
+    // label anything), and runs.
+    let env = Env::new("mountlabel");
+    let b = env.bundle(&["true"]);
+    b.edit(|c| c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0:c1,c2"));
+    let out = env.husk(&["run", "--bundle", &b.arg(), &env.id("mountlabel")]);
+    assert!(out.status.success(), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("level=warning") && err.contains("mountLabel"),
+        "{err}"
+    );
+    // process.selinuxLabel stays an error (as with runc).
+    let b = env.bundle(&["true"]);
+    b.edit(|c| c["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0"));
+    let err = env.fails(&["run", "--bundle", &b.arg(), &env.id("selinuxlabel")]);
+    assert!(err.contains("selinuxLabel"), "{err}");
+}
+
 fn hook(env: &Env, stage: &str, fail: bool) -> Value {
     let log = env.dir.join(format!("{stage}.json"));
     json!({"path": "/bin/sh", "args": ["sh", "-c",
@@ -993,6 +1319,92 @@ fn hook_state(env: &Env, stage: &str) -> Value {
     let t = std::fs::read_to_string(&p).unwrap_or_else(|_| panic!("{stage} hook did not run"));
     let _ = std::fs::remove_file(&p);
     serde_json::from_str(&t).unwrap()
+}
+
+/// What hooks read on stdin (the runtime spec's, as the OCI validation
+/// suite and crun have it; runc differs: prestart reads "creating" and
+/// poststart runs during create), and failing late hooks only warn.
+#[test]
+fn hooks_see_the_state_and_late_failures_only_warn() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("hookstate");
+    let h = husk_only(&env);
+    let b = env.bundle(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["hooks"] = json!({
+            "prestart": [hook(&env, "prestart", false)],
+            "poststart": [hook(&env, "poststart", true)],
+            "poststop": [hook(&env, "poststop", true)],
+        })
+    });
+    let id = h.id("hookstate");
+    h.ok(&["create", "--bundle", &b.arg(), &id]);
+    let pid = h.pid(&id);
+    let s = hook_state(&env, "prestart");
+    assert_eq!(
+        (s["status"].as_str(), s["pid"].as_i64()),
+        (Some("created"), Some(pid)),
+        "{s}"
+    );
+    assert_eq!(s["id"], id.as_str());
+    let out = h.run(&["start", &id]);
+    assert!(
+        out.status.success(),
+        "a failing poststart hook failed start: {out:?}"
+    );
+    assert!(text(&out.stderr).contains("poststart"), "{out:?}");
+    let s = hook_state(&env, "poststart");
+    assert_eq!(
+        (s["status"].as_str(), s["pid"].as_i64()),
+        (Some("running"), Some(pid)),
+        "{s}"
+    );
+    assert_eq!(h.state(&id).unwrap()["status"], "running");
+    h.ok(&["kill", &id, "KILL"]);
+    h.wait_status(&id, "stopped");
+    let out = h.run(&["delete", &id]);
+    assert!(
+        out.status.success(),
+        "a failing poststop hook failed delete: {out:?}"
+    );
+    assert!(text(&out.stderr).contains("poststop"), "{out:?}");
+    assert_eq!(hook_state(&env, "poststop")["status"], "stopped");
+    assert!(h.state(&id).is_none());
+
+    // Both runtimes: a foreground run whose poststop hook fails exits with
+    // the container's status; a failed create still runs poststop.
+    for rt in runtimes(&env) {
+        let b = env.bundle(&["sh", "-c", "exit 4"]);
+        b.edit(|c| c["hooks"] = json!({"poststop": [hook(&env, "poststop", true)]}));
+        let out = rt.run(&["run", "--bundle", &b.arg(), &rt.id("hookrun")]);
+        assert_eq!(out.status.code(), Some(4), "{}: {out:?}", rt.name());
+        assert_eq!(
+            hook_state(&env, "poststop")["status"],
+            "stopped",
+            "{}",
+            rt.name()
+        );
+
+        let b = env.bundle(&["true"]);
+        b.edit(|c| {
+            c["hooks"] = json!({
+                "prestart": [{"path": "/bin/false"}],
+                "poststop": [hook(&env, "poststop", false)],
+            })
+        });
+        let id = rt.id("hookfail");
+        let out = rt.run(&["create", "--bundle", &b.arg(), &id]);
+        assert!(!out.status.success(), "{}", rt.name());
+        assert_eq!(
+            hook_state(&env, "poststop")["status"],
+            "stopped",
+            "{}",
+            rt.name()
+        );
+        assert!(rt.state(&id).is_none(), "{}", rt.name());
+    }
 }
 
 // ---- output formats ------------------------------------------------------

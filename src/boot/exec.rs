@@ -69,6 +69,12 @@ impl Boot {
         };
         let init_fd = c.pidfd.try_clone().map_err(|e| Error::os("exec", e))?;
         let (enter, enter_pid) = (c.enter, c.enter_pid);
+        let chroot = c
+            .root_dir
+            .as_ref()
+            .map(|f| f.try_clone())
+            .transpose()
+            .map_err(|e| Error::Sandbox(format!("exec: {}", errno_text(&e))))?;
         let seccomp = c.seccomp.clone();
         let personality = c.personality.clone();
         let apparmor = c.apparmor;
@@ -112,6 +118,7 @@ impl Boot {
                     cgroup_procs,
                     init_fd,
                     enter,
+                    chroot,
                     seccomp,
                     personality,
                     apparmor,

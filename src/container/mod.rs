@@ -17,7 +17,7 @@ use oci_spec::runtime::{LinuxResources, Process, Spec};
 
 use crate::cgroups::CgroupPath;
 use crate::config::Config;
-use crate::control::{CreateContainer, CreateFds, ExecProcess, PROTOCOL};
+use crate::control::{CreateContainer, CreateFds, ExecProcess, NsKind, PROTOCOL};
 use crate::error::{errno_text, Error, IoContext, Result};
 use crate::sandbox::namespaces::{self, has_new_userns};
 use crate::sandbox::{self, BootPlan, Event, Launched, Mounts, Sandbox};
@@ -335,6 +335,7 @@ impl Container {
             member_of: None,
             member: None,
             foreign_pids: false,
+            poststop: None,
             armed: true,
         };
         let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
@@ -362,6 +363,15 @@ impl Container {
             seccomp_listener: None,
         };
         state.write(lock.fd())?;
+        // From here a failed create is a container that existed: its
+        // poststop hooks run (runtime spec: on a failed prestart hook the
+        // lifecycle goes on with delete; runc runs them for any failure).
+        if hooks::has(spec.hooks().as_ref(), Stage::Poststop) {
+            let mut oci = state.oci_state();
+            oci.status = Status::Stopped.to_string();
+            oci.pid = 0;
+            guard.poststop = Some((spec.hooks().clone(), oci));
+        }
 
         let userns = has_new_userns(&spec);
         let mounts = Mounts::open(
@@ -483,7 +493,7 @@ impl Container {
             fds.push(tree.as_raw_fd());
             keep.push(tree);
         }
-        if proc_views_on(&spec) {
+        if proc_views_on(&spec) && init_ns.creates(NsKind::Mount) {
             // Opened here: neither boot nor the container may open devices.
             match open_fuse_for(&sandbox) {
                 Ok(fuse) => {
@@ -497,6 +507,24 @@ impl Container {
                     errno_text(&e)
                 ),
             }
+        }
+        if !init_ns.creates(NsKind::Mount) {
+            // No mount namespace of its own (see namespaces::plan_root).
+            if cfg.overlay {
+                return Err(Error::Spec(
+                    "--overlay needs a mount namespace (linux.namespaces has none)".into(),
+                ));
+            }
+            tracing::warn!(
+                "container {:?} has no mount namespace: it shares the host's, and only a chroot keeps it in {}",
+                opts.id,
+                state.rootfs.display()
+            );
+            let dir = crate::sys::fd::open(&state.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
+                .with_ctx(|| format!("open rootfs {}", state.rootfs.display()))?;
+            cfds.rootfs_dir = Some(fds.len());
+            fds.push(dir.as_raw_fd());
+            keep.push(dir);
         }
         if let Some(c) = &console {
             cfds.console_socket = Some(fds.len());
@@ -1186,6 +1214,8 @@ struct CreateGuard {
     member: Option<(Sandbox, String)>,
     /// The cgroup held other processes before this create.
     foreign_pids: bool,
+    /// Poststop hooks to run once everything is undone, and their state.
+    poststop: Option<(Option<oci_spec::runtime::Hooks>, OciState)>,
     armed: bool,
 }
 
@@ -1194,6 +1224,15 @@ impl Drop for CreateGuard {
         if !self.armed {
             return;
         }
+        self.undo();
+        if let Some((h, oci)) = self.poststop.take() {
+            hooks::run_logged(h.as_ref(), Stage::Poststop, &oci);
+        }
+    }
+}
+
+impl CreateGuard {
+    fn undo(&mut self) {
         if let Some((sb, id)) = self.member.take() {
             if let Err(e) = sb.destroy(&id) {
                 tracing::warn!("cleanup: {e}");

@@ -88,18 +88,30 @@ pub fn validate(spec: &Spec) -> Result<()> {
         return Err(Error::Spec("config.json: root.path is empty".into()));
     }
     if let Some(linux) = spec.linux() {
-        if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
-            return Err(Error::Spec(
-                "config.json: linux.mountLabel is set: SELinux is not supported".into(),
-            ));
+        if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
+            // Without SELinux a label means nothing to the kernel: files
+            // are not labelled anywhere on this host, so the container is
+            // no less confined than its neighbours. With SELinux, husk
+            // could not apply it: refuse.
+            if selinux_enabled() {
+                return Err(Error::Spec(
+                    "config.json: linux.mountLabel is set: husk does not support SELinux".into(),
+                ));
+            }
+            tracing::warn!(
+                "linux.mountLabel {label:?} ignored: SELinux is not enabled on this host"
+            );
         }
         if let Some(nss) = linux.namespaces() {
             let mut seen = Vec::new();
             for ns in nss {
                 if seen.contains(&ns.typ()) {
+                    let name = serde_json::to_value(ns.typ())
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_else(|| format!("{:?}", ns.typ()));
                     return Err(Error::Spec(format!(
-                        "config.json: linux.namespaces lists {:?} twice",
-                        ns.typ()
+                        "config.json: linux.namespaces lists {name:?} twice"
                     )));
                 }
                 seen.push(ns.typ());
@@ -143,6 +155,12 @@ pub fn validate(spec: &Spec) -> Result<()> {
     }
     pod_role(spec)?;
     Ok(())
+}
+
+/// Whether the host runs SELinux (selinuxfs mounted where libselinux
+/// looks for it).
+pub fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
 }
 
 pub fn apparmor_enabled() -> bool {
@@ -256,8 +274,10 @@ pub fn rootfs_path(bundle: &Path, spec: &Spec) -> PathBuf {
     }
 }
 
-/// The default `config.json` that `husk spec` writes: the same shape runc
-/// produces, so existing bundles and tutorials work unchanged.
+/// The default `config.json` that `husk spec` writes: what `runc spec`
+/// writes (namespaces, mounts, capabilities, device rules; the hostname is
+/// "husk" where runc's is "runc"), so bundles made with either behave the
+/// same. husk's extras are in [`add_extras`].
 pub fn default_spec(rootless: bool) -> serde_json::Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     let mut namespaces = vec![
@@ -266,7 +286,6 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
         json!({"type": "ipc"}),
         json!({"type": "uts"}),
         json!({"type": "mount"}),
-        json!({"type": "cgroup"}),
     ];
     let mut spec = json!({
         "ociVersion": "1.0.2",
@@ -326,7 +345,6 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
         linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
         linux.as_object_mut().unwrap().remove("resources");
         let mounts = spec["mounts"].as_array_mut().unwrap();
-        mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
         for m in mounts.iter_mut() {
             if m["destination"] == "/sys" {
                 *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
@@ -344,6 +362,18 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
         }
     }
     spec
+}
+
+/// `husk spec --extras`: what husk recommends beyond runc's defaults. A
+/// cgroup namespace: the container sees its own cgroup as the root of
+/// /proc/self/cgroup. (husk gives every container one whether the spec
+/// asks or not; listing it makes the bundle say so to other runtimes.)
+pub fn add_extras(spec: &mut serde_json::Value) {
+    if let Some(nss) = spec["linux"]["namespaces"].as_array_mut() {
+        if !nss.iter().any(|n| n["type"] == "cgroup") {
+            nss.push(json!({"type": "cgroup"}));
+        }
+    }
 }
 
 #[cfg(test)]
