@@ -5,9 +5,6 @@
 //! husk deliberately differs from runc (a runc bug, or the runtime spec
 //! says otherwise), the check says so and runs against husk only.
 
-// Parts of the harness serve checks added in later commits.
-#![allow(dead_code)]
-
 mod common;
 
 use std::cell::RefCell;
@@ -1418,4 +1415,164 @@ fn key_order(obj_text: &str, keys: &[&str]) -> Vec<usize> {
                 .unwrap_or_else(|| panic!("no {k} in {obj_text}"))
         })
         .collect()
+}
+
+#[test]
+fn events_and_list_print_runcs_key_order() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new("keyorder");
+    for rt in runtimes(&env) {
+        let b = env.bundle(&["sleep", "1000"]);
+        b.edit(|c| c["annotations"] = json!({"b.key": "2", "a.key": "1"}));
+        let id = rt.id("keyorder");
+        rt.ok(&["run", "-d", "--bundle", &b.arg(), &id]);
+        let ev = rt.ok(&["events", "--stats", &id]);
+        assert!(
+            ev.starts_with(&format!(
+                "{{\"type\":\"stats\",\"id\":\"{id}\",\"data\":{{\"cpu\":"
+            )),
+            "{}: {ev}",
+            rt.name()
+        );
+        let data = &ev[ev.find("\"data\"").unwrap()..];
+        let pos = key_order(data, &["cpu", "memory", "pids", "blkio", "hugetlb"]);
+        assert!(pos.windows(2).all(|w| w[0] < w[1]), "{}: {ev}", rt.name());
+        let list = rt.ok(&["list", "--format", "json"]);
+        let pos = key_order(
+            &list,
+            &[
+                "ociVersion",
+                "id",
+                "pid",
+                "status",
+                "bundle",
+                "rootfs",
+                "created",
+                "annotations",
+                "a.key",
+                "b.key",
+                "owner",
+            ],
+        );
+        assert!(pos.windows(2).all(|w| w[0] < w[1]), "{}: {list}", rt.name());
+        rt.ok(&["delete", "--force", &id]);
+    }
+}
+
+#[test]
+fn update_on_cgroup_v1() {
+    if !require_root() {
+        return;
+    }
+    let Some(mem) = hierarchies()
+        .into_iter()
+        .find(|(m, v2)| !v2 && m.ends_with("memory"))
+        .map(|(m, _)| m)
+    else {
+        eprintln!("note: no cgroup v1 memory hierarchy; skipping");
+        return;
+    };
+    if !mem.join("memory.memsw.limit_in_bytes").exists() {
+        eprintln!("note: no swap accounting; skipping");
+        return;
+    }
+    let cpu = hierarchies()
+        .into_iter()
+        .find(|(m, v2)| !v2 && m.join("cpu.cfs_quota_us").exists())
+        .map(|(m, _)| m)
+        .unwrap();
+    let devices = hierarchies()
+        .into_iter()
+        .find(|(m, v2)| !v2 && m.join("devices.list").exists())
+        .map(|(m, _)| m)
+        .unwrap();
+    let env = Env::new("update");
+    let read = |p: PathBuf| std::fs::read_to_string(&p).unwrap().trim().to_string();
+    let unlimited = |v: String| v.parse::<u64>().unwrap() > 1 << 62;
+    for rt in runtimes(&env) {
+        let path = unique("husk-compat-update");
+        let b = env.bundle(&["sleep", "1000"]);
+        b.edit(|c| {
+            c["linux"]["cgroupsPath"] = json!(format!("/{path}"));
+            c["linux"]["resources"]["memory"] = json!({"limit": 104857600, "swap": 209715200});
+            c["linux"]["resources"]["cpu"] = json!({"quota": 50000, "period": 100000});
+        });
+        let id = rt.id("update");
+        rt.ok(&["run", "-d", "--bundle", &b.arg(), &id]);
+        let (m, c, d) = (mem.join(&path), cpu.join(&path), devices.join(&path));
+        assert_eq!(read(m.join("memory.memsw.limit_in_bytes")), "209715200");
+        rt.ok(&["update", "--memory", "-1", &id]);
+        assert!(
+            unlimited(read(m.join("memory.limit_in_bytes"))),
+            "{}",
+            rt.name()
+        );
+        assert!(
+            unlimited(read(m.join("memory.memsw.limit_in_bytes"))),
+            "{}",
+            rt.name()
+        );
+        rt.ok(&["update", "--memory", "20M", "--memory-swap", "40M", &id]);
+        assert_eq!(read(m.join("memory.limit_in_bytes")), "20971520");
+        rt.ok(&["update", "--memory", "-1", &id]);
+        assert!(
+            unlimited(read(m.join("memory.memsw.limit_in_bytes"))),
+            "{}",
+            rt.name()
+        );
+        for (args, quota, period) in [
+            (vec!["--cpu-quota", "20000"], "20000", "100000"),
+            (
+                vec!["--cpu-period", "10000", "--cpu-quota", "5000"],
+                "5000",
+                "10000",
+            ),
+            (
+                vec!["--cpu-quota", "1500", "--cpu-period", "3000"],
+                "1500",
+                "3000",
+            ),
+            (vec!["--cpu-period", "1000000"], "1500", "1000000"),
+            (
+                vec!["--cpu-quota", "200000", "--cpu-period", "100000"],
+                "200000",
+                "100000",
+            ),
+        ] {
+            let mut full = vec!["update"];
+            full.extend_from_slice(&args);
+            full.push(&id);
+            rt.ok(&full);
+            assert_eq!(
+                (
+                    read(c.join("cpu.cfs_quota_us")),
+                    read(c.join("cpu.cfs_period_us"))
+                ),
+                (quota.to_string(), period.to_string()),
+                "{}: {args:?}",
+                rt.name()
+            );
+        }
+        // Device rules are not changed by update (and not validated).
+        let before = read(d.join("devices.list"));
+        for access in ["rwx", "rw"] {
+            let r = env.dir.join(unique("res.json"));
+            std::fs::write(
+                &r,
+                json!({"devices": [{"allow": true, "type": "c", "major": 1, "minor": 11, "access": access}]})
+                    .to_string(),
+            )
+            .unwrap();
+            rt.ok(&["update", "-r", r.to_str().unwrap(), &id]);
+            assert_eq!(
+                read(d.join("devices.list")),
+                before,
+                "{}: {access}",
+                rt.name()
+            );
+        }
+        rt.ok(&["delete", "--force", &id]);
+    }
 }
