@@ -343,10 +343,9 @@ impl Drop for HandCgroup {
 /// The device cgroup rules are exactly the spec's plus the runtime's
 /// defaults; a node created through linux.devices gets no access by itself.
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn device_rules_are_the_specs_and_the_defaults_only() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("devrules");
     let kmsg = json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11,
                        "fileMode": 438, "uid": 0, "gid": 0}]);
@@ -409,10 +408,9 @@ fn device_rules_are_the_specs_and_the_defaults_only() {
 /// host gets): attached to a cgroup2 directory of this host, with the rule
 /// list husk builds for a deny-all spec that creates /dev/kmsg.
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn v2_device_filter_keeps_created_nodes_closed() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let Some((mnt, _)) = hierarchies().into_iter().find(|(_, v2)| *v2) else {
         eprintln!("note: no cgroup2 hierarchy; skipping");
         return;
@@ -461,10 +459,9 @@ fn v2_device_filter_keeps_created_nodes_closed() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn fifo_devices_are_made_without_a_rule() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("fifo");
     for rt in runtimes(&env) {
         let b = env.bundle(&["ls", "-l", "/dev/myfifo", "/dev/fifo2"]);
@@ -490,10 +487,9 @@ fn fifo_devices_are_made_without_a_rule() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn proc_and_sys_through_symlinks_are_refused() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("symproc");
     for rt in runtimes(&env) {
         for (dir, fs) in [("proc", "proc"), ("sys", "sysfs")] {
@@ -528,10 +524,9 @@ fn proc_and_sys_through_symlinks_are_refused() {
 // ---- lifecycle and commands ----------------------------------------------
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn exec_into_created_and_paused_containers() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("execstates");
     for rt in runtimes(&env) {
         let b = env.bundle(&["sleep", "1000"]);
@@ -566,10 +561,9 @@ fn exec_into_created_and_paused_containers() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn kill_all_and_ps_of_a_stopped_container() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("stoppedcmds");
     for rt in runtimes(&env) {
         let b = env.bundle(&["sleep", "1000"]);
@@ -597,10 +591,9 @@ fn kill_all_and_ps_of_a_stopped_container() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn create_in_a_frozen_cgroup_fails_at_once() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("frozen");
     for rt in runtimes(&env) {
         let cg = HandCgroup::new("husk-compat-frozen");
@@ -637,10 +630,9 @@ fn create_in_a_frozen_cgroup_fails_at_once() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn create_in_a_non_empty_cgroup_warns_and_goes_on() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("nonempty");
     for rt in runtimes(&env) {
         let cg = HandCgroup::new("husk-compat-nonempty");
@@ -680,10 +672,9 @@ fn create_in_a_non_empty_cgroup_warns_and_goes_on() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn exec_cgroup_runs_in_a_sub_cgroup() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("execcg");
     for rt in runtimes(&env) {
         let cg = HandCgroup::new("husk-compat-execcg");
@@ -745,10 +736,9 @@ fn exec_cgroup_runs_in_a_sub_cgroup() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn debug_and_log_cover_exec() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("execlog");
     for rt in runtimes(&env) {
         let b = env.bundle(&["sleep", "1000"]);
@@ -784,10 +774,9 @@ fn debug_and_log_cover_exec() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn exec_runtime_failures_exit_255() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("exec255");
     for rt in runtimes(&env) {
         let b = env.bundle(&["sleep", "1000"]);
@@ -833,10 +822,9 @@ fn exec_runtime_failures_exit_255() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn version_and_unknown_commands() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("version");
     for rt in runtimes(&env) {
         for flag in ["-v", "--version"] {
@@ -884,10 +872,9 @@ fn tty_owner(ls: &str) -> (String, String) {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn terminal_without_a_tty_is_proxied_and_owned_by_the_user() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("tty");
     let has_script = Path::new("/usr/bin/script").exists();
     for rt in runtimes(&env) {
@@ -946,10 +933,9 @@ fn terminal_without_a_tty_is_proxied_and_owned_by_the_user() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn exec_process_file_without_user() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("procnouser");
     let pf = env.dir.join("process.json");
     std::fs::write(&pf, r#"{"args":["id"],"cwd":"/","env":["PATH=/bin"]}"#).unwrap();
@@ -982,10 +968,9 @@ fn exec_process_file_without_user() {
 // ---- spec, mounts, hooks -------------------------------------------------
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn spec_writes_what_runc_spec_writes() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("spec");
     let runc_spec = |rootless: bool| -> Option<(String, Value)> {
         if !Path::new(RUNC).exists() {
@@ -1059,10 +1044,9 @@ fn spec_writes_what_runc_spec_writes() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn read_only_dev_is_made_read_only_after_its_submounts() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("rodev");
     for rt in runtimes(&env) {
         let b = env.bundle(&[
@@ -1095,10 +1079,9 @@ fn read_only_dev_is_made_read_only_after_its_submounts() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn bind_mount_propagation_options_are_honoured() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("prop");
     let src = |n: &str| {
         let p = env.dir.join("m").join(n);
@@ -1187,10 +1170,9 @@ fn bind_mount_propagation_options_are_honoured() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn no_mount_namespace_shares_the_runtimes() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("nomntns");
     let no_mntns = |c: &mut Value| {
         c["linux"]["namespaces"]
@@ -1279,10 +1261,9 @@ fn no_mount_namespace_shares_the_runtimes() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn mount_label_without_selinux_is_a_warning() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     if Path::new("/sys/fs/selinux/enforce").exists() {
         eprintln!("note: this host has SELinux; skipping");
         return;
@@ -1324,10 +1305,9 @@ fn hook_state(env: &Env, stage: &str) -> Value {
 /// suite and crun have it; runc differs: prestart reads "creating" and
 /// poststart runs during create), and failing late hooks only warn.
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn hooks_see_the_state_and_late_failures_only_warn() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("hookstate");
     let h = husk_only(&env);
     let b = env.bundle(&["sleep", "1000"]);
@@ -1420,10 +1400,9 @@ fn key_order(obj_text: &str, keys: &[&str]) -> Vec<usize> {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn events_and_list_print_runcs_key_order() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("keyorder");
     for rt in runtimes(&env) {
         let b = env.bundle(&["sleep", "1000"]);
@@ -1464,10 +1443,9 @@ fn events_and_list_print_runcs_key_order() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn update_on_cgroup_v1() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let Some(mem) = hierarchies()
         .into_iter()
         .find(|(m, v2)| !v2 && m.ends_with("memory"))
