@@ -22,14 +22,15 @@ impl Boot {
             .get(&req.id)
             .ok_or_else(|| Error::NotFound(req.id.clone()))?;
         match c.phase {
-            Phase::Created | Phase::Running => {}
+            // Starting: released by `start` (which has returned, as runc's
+            // does) but not exec'd yet; its namespaces are there to join.
+            Phase::Created | Phase::Starting | Phase::Running => {}
             other => {
                 return Err(Error::BadState {
                     id: req.id.clone(),
                     op: "exec in",
                     status: match other {
                         Phase::Building => "creating",
-                        Phase::Starting => "running",
                         _ => "stopped",
                     }
                     .into(),
