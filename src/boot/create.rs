@@ -77,6 +77,13 @@ impl Boot {
             },
             None => (None, None),
         };
+        let rootfs_dir = req.fds.rootfs_dir.map(|i| take(&mut fds, i)).transpose()?;
+        // Kept for processes exec'd into such a container later.
+        let ctr_root_dir = rootfs_dir
+            .as_ref()
+            .map(|f| f.try_clone())
+            .transpose()
+            .map_err(|e| Error::Sandbox(format!("rootfs descriptor: {}", errno_text(&e))))?;
         let mut cgroup_procs = Vec::new();
         for i in &req.fds.cgroup_procs {
             cgroup_procs.push(take(&mut fds, *i)?);
@@ -152,6 +159,7 @@ impl Boot {
                     mounts,
                     host_root,
                     views: views_mount,
+                    rootfs_dir,
                     preserved,
                     seccomp: req.seccomp.clone(),
                     apparmor: req.apparmor,
@@ -166,6 +174,7 @@ impl Boot {
         drop(mounts);
         drop(host_root);
         drop(views_mount);
+        drop(rootfs_dir);
         drop(preserved);
         if !self.send_conn(conn, &Response::Forked, &[pidfd.as_raw_fd()]) {
             let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
@@ -215,6 +224,7 @@ impl Boot {
                 enter,
                 enter_pid,
                 cgroup_procs: ctr_cgroup_procs,
+                root_dir: ctr_root_dir,
                 waiters: Vec::new(),
                 destroyed: false,
                 views: None,

@@ -22,14 +22,15 @@ impl Boot {
             .get(&req.id)
             .ok_or_else(|| Error::NotFound(req.id.clone()))?;
         match c.phase {
-            Phase::Created | Phase::Running => {}
+            // Starting: released by `start` (which has returned, as runc's
+            // does) but not exec'd yet; its namespaces are there to join.
+            Phase::Created | Phase::Starting | Phase::Running => {}
             other => {
                 return Err(Error::BadState {
                     id: req.id.clone(),
                     op: "exec in",
                     status: match other {
                         Phase::Building => "creating",
-                        Phase::Starting => "running",
                         _ => "stopped",
                     }
                     .into(),
@@ -69,6 +70,12 @@ impl Boot {
         };
         let init_fd = c.pidfd.try_clone().map_err(|e| Error::os("exec", e))?;
         let (enter, enter_pid) = (c.enter, c.enter_pid);
+        let chroot = c
+            .root_dir
+            .as_ref()
+            .map(|f| f.try_clone())
+            .transpose()
+            .map_err(|e| Error::Sandbox(format!("exec: {}", errno_text(&e))))?;
         let seccomp = c.seccomp.clone();
         let personality = c.personality.clone();
         let apparmor = c.apparmor;
@@ -112,6 +119,7 @@ impl Boot {
                     cgroup_procs,
                     init_fd,
                     enter,
+                    chroot,
                     seccomp,
                     personality,
                     apparmor,

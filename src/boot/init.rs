@@ -82,6 +82,9 @@ pub struct InitArgs<'a> {
     pub host_root: Option<OwnedFd>,
     /// The FUSE mount of the container's /proc views.
     pub views: Option<OwnedFd>,
+    /// No mount namespace of the container's own: the rootfs directory to
+    /// chroot into (the init has joined the host's mount namespace).
+    pub rootfs_dir: Option<OwnedFd>,
     pub preserved: Vec<OwnedFd>,
     pub seccomp: Option<Prepared>,
     pub apparmor: bool,
@@ -170,6 +173,7 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
         mounts,
         host_root,
         views,
+        rootfs_dir,
         preserved,
         seccomp,
         apparmor,
@@ -275,11 +279,22 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
         cgroup,
         bind_devices: ns.in_user_ns || ns.fresh.contains(&NsKind::User),
     };
-    let root = rootfs::build(&ctx, prepared)?;
-    if let Some(views) = views {
+    let root = match &rootfs_dir {
+        // Nothing is mounted in the host's mount namespace; the default
+        // devices are made in the rootfs's own /dev, as runc does.
+        Some(dir) => {
+            drop(prepared);
+            rootfs::populate_shared_root(&ctx, dir.as_fd())?;
+            None
+        }
+        None => Some(rootfs::build(&ctx, prepared)?),
+    };
+    if let (Some(views), Some(root)) = (views, root.as_ref()) {
         // Over the container's own /proc and /sys files; without views the
-        // container still runs, with the host's numbers.
-        if let Err(e) = bind_proc_views(&root, &views) {
+        // container still runs, with the host's numbers. (A container
+        // without a mount namespace gets none: they would be mounted in
+        // the host's.)
+        if let Err(e) = bind_proc_views(root, &views) {
             let _ = send(
                 &sync,
                 &Sync::Warning {
@@ -304,9 +319,15 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
     }
     drop(host_root);
 
-    rootfs::pivot(&root)?;
-    rootfs::finish(spec, &root)?;
-    drop(root);
+    match (root, &rootfs_dir) {
+        (Some(root), _) => {
+            rootfs::pivot(&root)?;
+            rootfs::finish(spec, &root)?;
+        }
+        (None, Some(dir)) => enter_chroot(dir)?,
+        (None, None) => unreachable!("a rootfs is built or shared"),
+    }
+    drop(rootfs_dir);
 
     let terminal = if process.terminal() == Some(true) {
         Some(open_console(process, console.as_ref())?)
@@ -392,6 +413,15 @@ fn bind_proc_views(root: &OwnedFd, views: &OwnedFd) -> Result<()> {
     .map_err(|e| sys("bind the views", e))
 }
 
+/// A container without a mount namespace of its own: its root is the
+/// rootfs directory, by chroot (not a security boundary against a process
+/// with CAP_SYS_CHROOT; see docs/security.md).
+fn enter_chroot(dir: &OwnedFd) -> Result<()> {
+    nix::unistd::fchdir(dir.as_raw_fd()).map_err(|e| sys("chdir to rootfs", e))?;
+    nix::unistd::chroot(".").map_err(|e| sys("chroot to rootfs", e))?;
+    nix::unistd::chdir("/").map_err(|e| sys("chdir /", e))
+}
+
 /// Run `f` with the copy of the host's mount tree as our root (in our own
 /// mount namespace), then come back: createContainer hooks are found and
 /// run in the runtime's filesystem, inside the container's namespaces.
@@ -451,6 +481,14 @@ fn prepare_process(s: ProcessSetup<'_>) -> Result<Prepared2> {
     if let Some(tty) = terminal {
         crate::sys::tty::set_controlling_terminal(tty.as_fd())
             .map_err(|e| sys("set controlling terminal", e))?;
+        // The process's own terminal, as on a login: owned by its user
+        // (the group stays devpts's, tty), so `tty`, mesg and write work.
+        nix::unistd::fchown(
+            tty.as_raw_fd(),
+            Some(nix::unistd::Uid::from_raw(process.user().uid())),
+            None,
+        )
+        .map_err(|e| sys("chown the terminal to process.user.uid", e))?;
         for target in 0..3 {
             nix::unistd::dup2(tty.as_raw_fd(), target).map_err(|e| sys("dup2 terminal", e))?;
         }
@@ -599,6 +637,8 @@ pub struct ExecArgs<'a> {
     pub init_fd: OwnedFd,
     /// Which of its namespaces to enter (CLONE_NEW* flags).
     pub enter: u64,
+    /// A container without a mount namespace: its rootfs, to chroot into.
+    pub chroot: Option<OwnedFd>,
     pub seccomp: Option<Prepared>,
     pub personality: Option<oci_spec::runtime::LinuxPersonality>,
     pub apparmor: bool,
@@ -628,6 +668,9 @@ fn exec_run(args: ExecArgs<'_>) -> Result<Never> {
         .map_err(|e| sys("enter the container's namespaces", e))?;
     }
     drop(args.init_fd);
+    if let Some(dir) = &args.chroot {
+        enter_chroot(dir)?;
+    }
     // A procfs of the container's pid namespace, only when a step needs
     // one (the container's own /proc is the container's to arrange).
     let needs_proc = args.process.oom_score_adj().is_some()

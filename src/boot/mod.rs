@@ -103,6 +103,9 @@ struct Ctr {
     /// The container's cgroup.procs files (pod members; empty for the root
     /// container, whose processes are in boot's cgroup).
     cgroup_procs: Vec<OwnedFd>,
+    /// The rootfs directory of a container without a mount namespace of
+    /// its own: exec'd processes chroot into it.
+    root_dir: Option<OwnedFd>,
     /// Connections parked in Wait.
     waiters: Vec<ConnId>,
     /// A pod member being destroyed: forgotten once reaped, so its id may

@@ -31,9 +31,13 @@ use crate::config::Config;
     name = "husk",
     version,
     about = "A sandboxed OCI container runtime",
-    disable_help_subcommand = true
+    disable_help_subcommand = true,
+    disable_version_flag = true
 )]
 pub struct Cli {
+    /// Print the version (runc's shape: version, commit, spec).
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    pub version: (),
     #[command(flatten)]
     pub config: Config,
     #[command(subcommand)]
@@ -107,6 +111,16 @@ impl Command {
         }
     }
 
+    /// The exit code of a command that fails: 255 for `exec`, as runc's,
+    /// so that a caller can tell a runtime failure from the exit status of
+    /// the process it ran; 1 for every other command.
+    pub fn failure_code(&self) -> i32 {
+        match self {
+            Command::Exec(_) => 255,
+            _ => 1,
+        }
+    }
+
     /// The command's name and container id, for log file names and errors.
     pub fn describe(&self) -> (&'static str, Option<&str>) {
         match self {
@@ -128,6 +142,49 @@ impl Command {
             Command::Boot(a) => ("boot", Some(&a.sandbox_id)),
             Command::Gofer(a) => ("gofer", Some(&a.id)),
         }
+    }
+}
+
+/// What `husk --version` prints after "husk ": runc's three lines
+/// (`runc version X`, `commit: ...`, `spec: ...`) with husk's values.
+pub fn version_text() -> String {
+    format!(
+        "version {}\ncommit: {}\nspec: {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("HUSK_COMMIT"),
+        husk_oci::OCI_VERSION
+    )
+}
+
+/// Parse the command line as runc's users expect it: `-v`/`--version`
+/// prints three lines; an unknown command is one line on standard error
+/// (exit status 3, as runc's); everything else is clap's.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let version: &'static str = Box::leak(version_text().into_boxed_str());
+    let cmd = Cli::command().version(version);
+    let result = cmd
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    match result {
+        Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::InvalidSubcommand => {
+            use clap::error::{ContextKind, ContextValue};
+            let name = match e.get(ContextKind::InvalidSubcommand) {
+                Some(ContextValue::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            let hint = match e.get(ContextKind::SuggestedSubcommand) {
+                Some(ContextValue::String(s)) => format!("did you mean {s:?}? "),
+                Some(ContextValue::Strings(v)) if !v.is_empty() => {
+                    format!("did you mean {:?}? ", v[0])
+                }
+                _ => String::new(),
+            };
+            eprintln!("husk: unknown command {name:?} ({hint}husk --help lists the commands)");
+            std::process::exit(3);
+        }
+        Err(e) => e.exit(),
     }
 }
 

@@ -31,17 +31,12 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     let spec = crate::spec::load(&absolute(&a.flags.bundle)).with_context(ctx)?;
     let spec_terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     // A terminal without a console socket: be the console ourselves, as runc
-    // does for a person at a shell.
+    // does for a person at a shell, and also when standard input is not a
+    // terminal (a script, a CI job): the pty is copied to and from our stdio.
     let mut proxy = None;
     let console = match (&a.flags.console_socket, spec_terminal) {
         (Some(p), _) => Some(Console::Path(p.clone())),
         (None, true) if !a.detach => {
-            if !super::tty::stdin_is_tty() {
-                anyhow::bail!(
-                    "run {}: process.terminal is true but standard input is not a terminal and no --console-socket was given",
-                    a.id
-                );
-            }
             let (theirs, ours) = super::tty::console_pair()?;
             proxy = Some(ours);
             Some(theirs)

@@ -18,7 +18,7 @@ use oci_spec::runtime::{LinuxResources, Process, Spec};
 
 use crate::cgroups::CgroupPath;
 use crate::config::Config;
-use crate::control::{CreateContainer, CreateFds, ExecProcess, PROTOCOL};
+use crate::control::{CreateContainer, CreateFds, ExecProcess, NsKind, PROTOCOL};
 use crate::error::{errno_text, Error, IoContext, Result};
 use crate::sandbox::namespaces::{self, has_new_userns, joins_userns};
 use crate::sandbox::{self, BootPlan, Event, Launched, Mounts, Sandbox};
@@ -336,6 +336,8 @@ impl Container {
             member_of: None,
             member: None,
             userns_base: None,
+            foreign_pids: false,
+            poststop: None,
             armed: true,
         };
         // --userns=auto: the pod's root takes a range of host ids; its
@@ -381,6 +383,15 @@ impl Container {
             userns_base,
         };
         state.write(lock.fd())?;
+        // From here a failed create is a container that existed: its
+        // poststop hooks run (runtime spec: on a failed prestart hook the
+        // lifecycle goes on with delete; runc runs them for any failure).
+        if hooks::has(spec.hooks().as_ref(), Stage::Poststop) {
+            let mut oci = state.oci_state();
+            oci.status = Status::Stopped.to_string();
+            oci.pid = 0;
+            guard.poststop = Some((spec.hooks().clone(), oci));
+        }
 
         // In a user namespace (its own or its pod's), devices are bound and
         // the rootfs is ID-mapped.
@@ -400,6 +411,25 @@ impl Container {
         cgroup.create()?;
         guard.cgroup = Some(cgroup.clone());
         state.cgroup = cgroup.clone();
+        // A frozen cgroup (a pre-existing one, or below a frozen parent)
+        // would freeze the sandbox as soon as it is born into it: fail now,
+        // in runc's words, rather than wait on it.
+        if cgroup.is_frozen() {
+            return Err(Error::Invalid(
+                "container's cgroup unexpectedly frozen".into(),
+            ));
+        }
+        // Processes already there (a cgroupsPath shared on purpose) are
+        // left alone, as runc leaves them, and never killed by a failed
+        // create.
+        let foreign = cgroup.pids().unwrap_or_default();
+        if !foreign.is_empty() {
+            tracing::warn!(
+                "container's cgroup is not empty: {} process(es) found",
+                foreign.len()
+            );
+            guard.foreign_pids = true;
+        }
         if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
             cgroup.apply(res)?;
             if let Some(rules) = res.devices() {
@@ -485,7 +515,7 @@ impl Container {
             fds.push(tree.as_raw_fd());
             keep.push(tree);
         }
-        if proc_views_on(&spec) {
+        if proc_views_on(&spec) && init_ns.creates(NsKind::Mount) {
             // Opened here: neither boot nor the container may open devices.
             match open_fuse_for(&sandbox) {
                 Ok(fuse) => {
@@ -499,6 +529,24 @@ impl Container {
                     errno_text(&e)
                 ),
             }
+        }
+        if !init_ns.creates(NsKind::Mount) {
+            // No mount namespace of its own (see namespaces::plan_root).
+            if cfg.overlay {
+                return Err(Error::Spec(
+                    "--overlay needs a mount namespace (linux.namespaces has none)".into(),
+                ));
+            }
+            tracing::warn!(
+                "container {:?} has no mount namespace: it shares the host's, and only a chroot keeps it in {}",
+                opts.id,
+                state.rootfs.display()
+            );
+            let dir = crate::sys::fd::open(&state.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
+                .with_ctx(|| format!("open rootfs {}", state.rootfs.display()))?;
+            cfds.rootfs_dir = Some(fds.len());
+            fds.push(dir.as_raw_fd());
+            keep.push(dir);
         }
         if let Some(c) = &console {
             cfds.console_socket = Some(fds.len());
@@ -662,6 +710,15 @@ impl Container {
     /// may be frozen with it.
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
         let st = self.status();
+        if st == Status::Stopped && all {
+            // As runc: --all signals whatever is left in the cgroup, which
+            // for a stopped container is usually nothing (`kill --all ID 0`
+            // is how scripts ask "can this still be signalled?").
+            if let Ok(sig) = nix::sys::signal::Signal::try_from(signal) {
+                let _ = self.state.cgroup.signal_all(sig);
+            }
+            return Ok(());
+        }
         if st == Status::Stopped || st == Status::Creating {
             // runc's words, which containerd's shim matches to tell "already
             // exited" from a failure.
@@ -1185,6 +1242,10 @@ struct CreateGuard {
     member: Option<(Sandbox, String)>,
     /// The host id range this pod's root took.
     userns_base: Option<u32>,
+    /// The cgroup held other processes before this create.
+    foreign_pids: bool,
+    /// Poststop hooks to run once everything is undone, and their state.
+    poststop: Option<(Option<oci_spec::runtime::Hooks>, OciState)>,
     armed: bool,
 }
 
@@ -1193,6 +1254,15 @@ impl Drop for CreateGuard {
         if !self.armed {
             return;
         }
+        self.undo();
+        if let Some((h, oci)) = self.poststop.take() {
+            hooks::run_logged(h.as_ref(), Stage::Poststop, &oci);
+        }
+    }
+}
+
+impl CreateGuard {
+    fn undo(&mut self) {
         if let Some((sb, id)) = self.member.take() {
             if let Err(e) = sb.destroy(&id) {
                 tracing::warn!("cleanup: {e}");
@@ -1217,6 +1287,17 @@ impl Drop for CreateGuard {
             }
         }
         if let Some(cg) = self.cgroup.take() {
+            if self.foreign_pids {
+                // Ours died with boot (or were destroyed by the pod's);
+                // the others, and the cgroup they are in, stay.
+                for d in cg.dirs.iter().filter(|d| d.created) {
+                    let _ = std::fs::remove_dir(&d.path);
+                }
+                if let Err(e) = remove_state_dir(&self.dir) {
+                    tracing::warn!("cleanup: {e}");
+                }
+                return;
+            }
             // A pod member's processes are boot's children, gone by now;
             // anything left in the cgroup goes.
             let _ = cg.signal_all(nix::sys::signal::Signal::SIGKILL);

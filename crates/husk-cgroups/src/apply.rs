@@ -492,6 +492,12 @@ impl<'a> Planner<'a> {
                     self.push(f("swap"), d, "memory.memsw.limit_in_bytes", v1_num(s));
                 }
             }
+            (Some(l), None) if l < 0 && memsw.exists() => {
+                // Lifting the limit lifts memory+swap too, first (the kernel
+                // insists on limit <= memsw), as runc's update does.
+                self.push(f("swap"), d, "memory.memsw.limit_in_bytes", v1_num(-1));
+                self.push(f("limit"), d, "memory.limit_in_bytes", v1_num(l));
+            }
             (Some(l), None) => self.push(f("limit"), d, "memory.limit_in_bytes", v1_num(l)),
             (None, Some(s)) => self.push(f("swap"), d, "memory.memsw.limit_in_bytes", v1_num(s)),
             (None, None) => {}

@@ -615,7 +615,16 @@ impl CgroupPath {
     /// every process killed, then thawed.
     pub fn signal_all(&self, sig: Signal) -> Result<()> {
         if sig == Signal::SIGKILL {
-            return self.kill_all(&self.all_pids()?);
+            let known = self.all_pids()?;
+            if known.is_empty() {
+                // Nothing can fork into an empty cgroup. And cgroup.kill is
+                // not free: on some kernels (6.18 here) every later
+                // CLONE_INTO_CGROUP into a cgroup that was once killed is
+                // killed at birth, which would make a pre-existing cgroup
+                // unusable for the next container.
+                return Ok(());
+            }
+            return self.kill_all(&known);
         }
         for pid in self.pids()? {
             send(pid, sig)?;

@@ -170,6 +170,11 @@ pub struct CreateFds {
     /// off): a /dev/fuse descriptor and its cgroup directories.
     #[serde(default)]
     pub proc_views: Option<ProcViewsFds>,
+    /// The rootfs directory, opened on the host, for a container without
+    /// a mount namespace of its own: its init (and every process exec'd
+    /// into it) shares the host's and chroots into this directory.
+    #[serde(default)]
+    pub rootfs_dir: Option<usize>,
 }
 
 /// The container's /proc views (`husk-procviews`): boot serves them from
