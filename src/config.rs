@@ -94,8 +94,8 @@ pub struct Config {
     #[arg(long, global = true, value_enum, default_value_t = FileAccess::Proxy)]
     pub file_access: FileAccess,
 
-    /// Treat cgroupsPath as slice:prefix:name and place cgroups through
-    /// systemd.
+    /// runc's systemd cgroup driver: refused by `create` (husk manages
+    /// cgroups through cgroupfs only).
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
 

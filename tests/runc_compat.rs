@@ -1556,3 +1556,85 @@ fn update_on_cgroup_v1() {
         rt.ok(&["delete", "--force", &id]);
     }
 }
+
+/// The words clients match in a runtime's errors (containerd's runc shim
+/// and podman look for "does not exist" and "not running"), as runc says
+/// them, on one line.
+#[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
+fn error_messages_clients_match() {
+    require_root();
+    let env = Env::new("golden");
+    for rt in runtimes(&env) {
+        let missing = rt.id("missing");
+        for args in [
+            vec!["state", missing.as_str()],
+            vec!["delete", missing.as_str()],
+            vec!["kill", missing.as_str(), "KILL"],
+            vec!["exec", missing.as_str(), "true"],
+            vec!["pause", missing.as_str()],
+            vec!["ps", missing.as_str()],
+        ] {
+            let out = rt.run(&args);
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            // exec's own failures are 255 (its process's codes are its own).
+            let code = if args[0] == "exec" { 255 } else { 1 };
+            assert_eq!(
+                out.status.code(),
+                Some(code),
+                "{} {args:?}: {err}",
+                rt.name()
+            );
+            // husk names the id: `container "ID" does not exist`.
+            assert!(
+                err.contains("does not exist"),
+                "{} {args:?}: {err}",
+                rt.name()
+            );
+            assert_eq!(
+                err.trim_end().lines().count(),
+                1,
+                "{} {args:?}: {err}",
+                rt.name()
+            );
+        }
+        let b = env.bundle(&["sleep", "1000"]);
+        let id = rt.id("stopped");
+        rt.ok(&["run", "-d", "--bundle", &b.arg(), &id]);
+        rt.ok(&["kill", &id, "KILL"]);
+        rt.wait_status(&id, "stopped");
+        for args in [
+            vec!["kill", id.as_str(), "KILL"],
+            vec!["pause", id.as_str()],
+        ] {
+            let out = rt.run(&args);
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(out.status.code(), Some(1), "{} {args:?}: {err}", rt.name());
+            assert!(
+                err.contains("container not running"),
+                "{} {args:?}: {err}",
+                rt.name()
+            );
+            assert_eq!(
+                err.trim_end().lines().count(),
+                1,
+                "{} {args:?}: {err}",
+                rt.name()
+            );
+        }
+        rt.ok(&["delete", &id]);
+    }
+    // husk alone: the systemd cgroup driver is refused, naming the flag,
+    // before anything is made.
+    let b = env.bundle(&["true"]);
+    let id = env.id("systemd");
+    let out = env.husk(&["--systemd-cgroup", "create", "--bundle", &b.arg(), &id]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(": --systemd-cgroup: husk manages cgroups"),
+        "{err}"
+    );
+    assert_one_line(&err);
+    env.assert_no_leftovers(&id);
+}

@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use super::conn::{ConnId, Role};
 use super::init::{self, InitArgs};
-use super::{Boot, Ctr, Phase, SyncChan, SETUP_LIMIT};
+use super::{Boot, Ctr, Phase, SETUP_LIMIT};
 use crate::control::{wire, CreateContainer, NsKind, Response};
 use crate::error::{errno_text, Error, Result};
-use crate::sys::process::{fork_into, pidfd_send_signal, Forked};
+use crate::sys::process::{pidfd_send_signal, Forked};
 use husk_oci::sync::Sync;
 
 /// Take descriptor `i` of a request.
@@ -128,18 +128,9 @@ impl Boot {
             nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
                 .map_err(|e| Error::os("join pid namespace (linux.namespaces)", e))?;
         }
-        let forked = fork_into(clone_flags, None);
-        if pid_join.is_some() && !matches!(forked, Ok(Forked::Child)) {
-            if let Err(e) = super::restore_pidns(self) {
-                if let Ok(Forked::Parent { pidfd, .. }) = &forked {
-                    let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-                }
-                return Err(e);
-            }
-        }
+        let forked = super::fork_child(self, clone_flags, pid_join.is_some(), "create namespaces")?;
         let (pid, pidfd) = match forked {
-            Err(e) => return Err(Error::os("create namespaces", e)),
-            Ok(Forked::Child) => {
+            Forked::Child => {
                 drop(parent_sock);
                 super::close_inherited(self);
                 if let Some(v) = &views_pending {
@@ -166,7 +157,7 @@ impl Boot {
                     show_proc: is_root,
                 })
             }
-            Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
+            Forked::Parent { pid, pidfd } => (pid, pidfd),
         };
         drop(child_sock);
         drop(stdio);
@@ -176,15 +167,9 @@ impl Boot {
         drop(views_mount);
         drop(rootfs_dir);
         drop(preserved);
-        if !self.send_conn(conn, &Response::Forked, &[pidfd.as_raw_fd()]) {
-            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            self.close_conn(conn);
+        let Some(sync) = self.announce_forked(conn, &pidfd, parent_sock)? else {
             return Ok(());
-        }
-        let sync = SyncChan::new(parent_sock).map_err(|e| {
-            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            Error::Sandbox(format!("setup socket: {e}"))
-        })?;
+        };
         // What an exec'd process must enter to be in this container.
         let mut enter = 0u64;
         let mut enter_pid = false;

@@ -9,10 +9,10 @@ use std::time::Instant;
 use super::conn::{ConnId, Role};
 use super::create::take;
 use super::init;
-use super::{Boot, ExecProc, Phase, SyncChan, SETUP_LIMIT};
+use super::{Boot, ExecProc, Phase, SETUP_LIMIT};
 use crate::control::{ExecProcess, Response};
 use crate::error::{errno_text, Error, Result};
-use crate::sys::process::{fork_into, pidfd_send_signal, Forked};
+use crate::sys::process::{pidfd_send_signal, Forked};
 use husk_oci::sync::Sync;
 
 impl Boot {
@@ -95,18 +95,9 @@ impl Boot {
                 },
             )?;
         }
-        let forked = fork_into(0, None);
-        if enter_pid && !matches!(forked, Ok(Forked::Child)) {
-            if let Err(e) = super::restore_pidns(self) {
-                if let Ok(Forked::Parent { pidfd, .. }) = &forked {
-                    let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-                }
-                return Err(e);
-            }
-        }
+        let forked = super::fork_child(self, 0, enter_pid, "fork")?;
         let (pid, pidfd) = match forked {
-            Err(e) => return Err(Error::os("fork", e)),
-            Ok(Forked::Child) => {
+            Forked::Child => {
                 drop(parent_sock);
                 super::close_inherited(self);
                 init::exec_child_main(init::ExecArgs {
@@ -125,19 +116,13 @@ impl Boot {
                     apparmor,
                 })
             }
-            Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
+            Forked::Parent { pid, pidfd } => (pid, pidfd),
         };
         drop(child_sock);
         drop(init_fd);
-        if !self.send_conn(conn, &Response::Forked, &[pidfd.as_raw_fd()]) {
-            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            self.close_conn(conn);
+        let Some(sync) = self.announce_forked(conn, &pidfd, parent_sock)? else {
             return Ok(());
-        }
-        let sync = SyncChan::new(parent_sock).map_err(|e| {
-            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            Error::Sandbox(format!("setup socket: {e}"))
-        })?;
+        };
         let token = self.next_token;
         self.next_token += 1;
         self.procs.insert(

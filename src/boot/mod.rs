@@ -576,6 +576,28 @@ impl Boot {
     fn close_conn(&mut self, id: ConnId) {
         self.conns.remove(&id);
     }
+
+    /// Tell the requester a container process exists (its pidfd) and take
+    /// up the setup channel to it. None: the requester is gone, and so is
+    /// the process (killed).
+    fn announce_forked(
+        &mut self,
+        conn: ConnId,
+        pidfd: &OwnedFd,
+        parent_sock: std::os::unix::net::UnixStream,
+    ) -> Result<Option<SyncChan>> {
+        use crate::sys::process::pidfd_send_signal;
+        if !self.send_conn(conn, &Response::Forked, &[pidfd.as_raw_fd()]) {
+            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            self.close_conn(conn);
+            return Ok(None);
+        }
+        let sync = SyncChan::new(parent_sock).map_err(|e| {
+            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            Error::Sandbox(format!("setup socket: {e}"))
+        })?;
+        Ok(Some(sync))
+    }
 }
 
 /// The descriptor limit boot was started with, which its container
@@ -635,4 +657,27 @@ fn peer_uid(sock: &UnixStream) -> Option<u32> {
 fn restore_pidns(boot: &Boot) -> Result<()> {
     nix::sched::setns(boot.own_pidns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
         .map_err(|e| Error::Sandbox(format!("restore pid namespace: {e}")))
+}
+
+/// Fork a container process (new namespaces `clone_flags`; `what` names
+/// the step in an error). When boot has entered another pid namespace for
+/// it (`entered_pidns`), the parent goes back to its own at once, and a
+/// child it cannot leave behind is killed.
+fn fork_child(
+    boot: &Boot,
+    clone_flags: u64,
+    entered_pidns: bool,
+    what: &str,
+) -> Result<crate::sys::process::Forked> {
+    use crate::sys::process::{fork_into, pidfd_send_signal, Forked};
+    let forked = fork_into(clone_flags, None);
+    if entered_pidns && !matches!(forked, Ok(Forked::Child)) {
+        if let Err(e) = restore_pidns(boot) {
+            if let Ok(Forked::Parent { pidfd, .. }) = &forked {
+                let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            }
+            return Err(e);
+        }
+    }
+    forked.map_err(|e| Error::os(what, e))
 }

@@ -276,22 +276,12 @@ pub fn build(ctx: &RootfsContext<'_>, mut prepared: PreparedMounts) -> Result<Ow
             .map_err(|e| err(format!("mount {}: make it read-only", dest.display()), e))?;
     }
 
-    let cwd = ctx
-        .spec
-        .process()
-        .as_ref()
-        .map(|p| p.cwd().clone())
-        .unwrap_or_else(|| PathBuf::from("/"));
-    mkdir_all(rootb, &cwd, 0o755).map_err(|e| err(format!("cwd {}", cwd.display()), e))?;
+    make_cwd(ctx, rootb)?;
     Ok(root)
 }
 
-/// A container without a mount namespace of its own (it shares the
-/// host's, see `init::enter_chroot`): nothing is mounted; the default
-/// devices and `linux.devices` are made in the rootfs's /dev (as runc does;
-/// they stay there), and the working directory is made if missing.
-pub fn populate_shared_root(ctx: &RootfsContext<'_>, root: BorrowedFd<'_>) -> Result<()> {
-    create_devices(ctx, root, &mut Vec::new(), false)?;
+/// The process's working directory, made if the image lacks it (as runc).
+fn make_cwd(ctx: &RootfsContext<'_>, root: BorrowedFd<'_>) -> Result<()> {
     let cwd = ctx
         .spec
         .process()
@@ -300,6 +290,15 @@ pub fn populate_shared_root(ctx: &RootfsContext<'_>, root: BorrowedFd<'_>) -> Re
         .unwrap_or_else(|| PathBuf::from("/"));
     mkdir_all(root, &cwd, 0o755).map_err(|e| err(format!("cwd {}", cwd.display()), e))?;
     Ok(())
+}
+
+/// A container without a mount namespace of its own (it shares the
+/// host's, see `init::enter_chroot`): nothing is mounted; the default
+/// devices and `linux.devices` are made in the rootfs's /dev (as runc does;
+/// they stay there), and the working directory is made if missing.
+pub fn populate_shared_root(ctx: &RootfsContext<'_>, root: BorrowedFd<'_>) -> Result<()> {
+    create_devices(ctx, root, &mut Vec::new(), false)?;
+    make_cwd(ctx, root)
 }
 
 fn attach_bind(root: BorrowedFd<'_>, m: &Mount, src: OwnedFd, opts: &MountOptions) -> Result<()> {

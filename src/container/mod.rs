@@ -271,6 +271,13 @@ impl Container {
     /// On failure nothing is left behind: processes, cgroup, state directory.
     pub fn create(cfg: &Config, mut opts: CreateOptions) -> Result<Created> {
         validate_id(&opts.id)?;
+        if cfg.systemd_cgroup {
+            // Cgroups made behind systemd's back, at paths it does not know,
+            // would fight it; husk has no D-Bus client to ask it instead.
+            return Err(Error::Invalid(
+                "--systemd-cgroup: husk manages cgroups through cgroupfs only; use the cgroupfs driver (Docker: native.cgroupdriver=cgroupfs, containerd: SystemdCgroup = false, podman: --cgroup-manager=cgroupfs)".into(),
+            ));
+        }
         let bundle = absolute(&opts.bundle)?;
         if !bundle.is_dir() {
             return Err(Error::Spec(format!(
@@ -358,8 +365,7 @@ impl Container {
             }
         };
         let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-        let mut cgroup =
-            crate::cgroups::resolve(cgroups_path.as_deref(), &opts.id, cfg.systemd_cgroup)?;
+        let mut cgroup = crate::cgroups::resolve(cgroups_path.as_deref(), &opts.id)?;
         let rootfs = crate::spec::rootfs_path(&bundle, &spec);
         let mut state = State {
             runtime: state::RUNTIME_NAME.into(),
@@ -1049,7 +1055,7 @@ pub fn salvage(cfg: &Config, id: &str) -> Result<()> {
         Some(c) if !c.dirs.is_empty() => c,
         _ => {
             // The default place, /husk/<id>: only husk makes those.
-            let mut c = crate::cgroups::resolve(None, id, cfg.systemd_cgroup)?;
+            let mut c = crate::cgroups::resolve(None, id)?;
             for d in &mut c.dirs {
                 d.created = true;
             }

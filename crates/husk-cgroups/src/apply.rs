@@ -1000,7 +1000,7 @@ mod tests {
     /// The container cgroup /nonexistent-husk-test/x in layout `l`.
     fn cg_in(l: &Layout) -> CgroupPath {
         let path = Path::new("/nonexistent-husk-test/x");
-        resolve_with(l, "", Some(path), "x", false, false).unwrap()
+        resolve_with(l, "", Some(path), "x").unwrap()
     }
 
     fn v2_cg() -> CgroupPath {

@@ -54,7 +54,7 @@ impl Guard {
         } else {
             format!("/husk-cgtest-{}-{name}", std::process::id())
         };
-        let cg = resolve(Some(Path::new(&format!("{top}/a"))), "unused", false).unwrap();
+        let cg = resolve(Some(Path::new(&format!("{top}/a"))), "unused").unwrap();
         Guard {
             cg,
             top,
@@ -429,7 +429,7 @@ fn host_signal_all_and_relative_path() {
     }
     let name = format!("husk-cgtest-{}-rel", std::process::id());
     let mut g = Guard::new("sig");
-    g.cg = resolve(Some(Path::new(&name)), "x", false).unwrap();
+    g.cg = resolve(Some(Path::new(&name)), "x").unwrap();
     g.top = String::new();
     let own = parse_proc_cgroup(&fs::read_to_string("/proc/self/cgroup").unwrap());
     let mem_own = own
@@ -488,7 +488,7 @@ fn host_bench() {
         let pid = child.id() as i32;
         let p = format!("{base}/c{i}");
         let t = Instant::now();
-        let mut cg = resolve(Some(Path::new(&p)), "x", false).unwrap();
+        let mut cg = resolve(Some(Path::new(&p)), "x").unwrap();
         cg.create().unwrap();
         cg.add_pid(pid).unwrap();
         let mid = t.elapsed();
@@ -500,7 +500,7 @@ fn host_bench() {
         teardown.push((total - mid).as_secs_f64() * 1e6);
 
         let t = Instant::now();
-        let mut cg = resolve(Some(Path::new(&format!("{p}-empty"))), "x", false).unwrap();
+        let mut cg = resolve(Some(Path::new(&format!("{p}-empty"))), "x").unwrap();
         cg.create().unwrap();
         cg.destroy().unwrap();
         no_proc.push(t.elapsed().as_secs_f64() * 1e6);

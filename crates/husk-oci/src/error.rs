@@ -13,7 +13,7 @@ pub enum Error {
     Exists(String),
     #[error("{0}")]
     Spec(String),
-    #[error("cannot {op} container {id:?}: it is {status}")]
+    #[error("cannot {op} container {id:?}: {}", state_words(status))]
     BadState {
         id: String,
         op: &'static str,
@@ -114,3 +114,13 @@ impl<T> IoContext<T> for nix::Result<T> {
 }
 
 pub use husk_sys::errno_text;
+
+/// "it is paused"; for a stopped container also runc's words, which
+/// clients match ("container not running").
+fn state_words(status: &str) -> String {
+    if status == "stopped" {
+        "container not running (it is stopped)".into()
+    } else {
+        format!("it is {status}")
+    }
+}
