@@ -8,7 +8,7 @@
 //! kills the process it stood for.
 
 use std::collections::HashSet;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use nix::sys::signal::Signal;
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 
@@ -301,17 +300,11 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     let forward = |sig: Signal| {
         let _ = pidfd_send_signal(execed.pidfd.as_fd(), sig as i32);
     };
-    match proxy {
-        Some(sock) => {
-            let master = super::tty::receive_master(&sock).with_context(ctx)?;
-            super::tty::proxy(master, conn.as_fd(), &mut |sig| forward(sig));
-        }
-        None => {
-            let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-                .context("signalfd")?;
-            waiter::forward_until(&sigfd, conn.as_raw_fd(), forward);
-        }
-    }
+    let master = match proxy {
+        Some(sock) => Some(super::tty::receive_master(&sock).with_context(ctx)?),
+        None => None,
+    };
+    super::wait_forwarding(master, conn.as_fd(), &mask, forward)?;
     match crate::sandbox::read_exit(&conn) {
         Some(st) => {
             tracing::debug!("exec {}: process exited with status {}", a.id, st.0);

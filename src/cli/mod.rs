@@ -1,7 +1,9 @@
 //! The command line: runc's commands and flags, one file per command. This
 //! layer knows argv shapes and output formats, not how a sandbox works.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
+
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 mod boot;
 mod create;
@@ -262,6 +264,25 @@ pub fn parse_signal(s: &str) -> Result<i32, String> {
         .parse::<nix::sys::signal::Signal>()
         .map(|sig| sig as i32)
         .map_err(|_| format!("unknown signal {s:?}"))
+}
+
+/// `run` and `exec` in the foreground: until `done` is readable, proxy the
+/// terminal (if any) and pass on the signals we get.
+pub(crate) fn wait_forwarding(
+    master: Option<std::os::fd::OwnedFd>,
+    done: std::os::fd::BorrowedFd<'_>,
+    mask: &nix::sys::signal::SigSet,
+    mut forward: impl FnMut(nix::sys::signal::Signal),
+) -> anyhow::Result<()> {
+    match master {
+        Some(m) => tty::proxy(m, done, &mut forward),
+        None => {
+            let sigfd = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+                .map_err(|e| anyhow::anyhow!("signalfd: {e}"))?;
+            crate::sandbox::waiter::forward_until(&sigfd, done.as_raw_fd(), forward);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,8 +1,7 @@
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
 use crate::config::Config;
@@ -93,14 +92,14 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         Some(mut boot) => {
             // Let other commands (kill, pause, exec) lock the container.
             drop(c);
-            wait_forwarding(master, boot.pidfd().as_fd(), &mask, forward)?;
+            super::wait_forwarding(master, boot.pidfd().as_fd(), &mask, forward)?;
             crate::sys::spawn::exit_code(boot.wait().context("wait for sandbox")?)
         }
         // A pod member: the sandbox tells us when it exits.
         None => {
             let conn = c.wait_conn().with_context(ctx)?;
             drop(c);
-            wait_forwarding(master, conn.as_fd(), &mask, forward)?;
+            super::wait_forwarding(master, conn.as_fd(), &mask, forward)?;
             crate::sandbox::read_exit(&conn).map(|s| s.0).unwrap_or(137)
         }
     };
@@ -112,25 +111,6 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         }
     }
     Ok(code)
-}
-
-/// Until `done` is readable: proxy the terminal (if any), and pass on the
-/// signals we get.
-fn wait_forwarding(
-    master: Option<std::os::fd::OwnedFd>,
-    done: std::os::fd::BorrowedFd<'_>,
-    mask: &nix::sys::signal::SigSet,
-    mut forward: impl FnMut(nix::sys::signal::Signal),
-) -> anyhow::Result<()> {
-    match master {
-        Some(m) => super::tty::proxy(m, done, &mut forward),
-        None => {
-            let sigfd = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-                .context("signalfd")?;
-            waiter::forward_until(&sigfd, done.as_raw_fd(), forward);
-        }
-    }
-    Ok(())
 }
 
 fn absolute(p: &std::path::Path) -> PathBuf {

@@ -5,8 +5,12 @@
 //! inside the sandbox, and never touches a container's namespaces or
 //! mounts itself.
 
+mod create;
 pub mod lock;
+mod ops;
 pub mod state;
+#[cfg(test)]
+mod tests;
 pub mod userns;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -18,16 +22,16 @@ use oci_spec::runtime::{LinuxResources, Process, Spec};
 
 use crate::cgroups::CgroupPath;
 use crate::config::Config;
-use crate::control::{CreateContainer, CreateFds, ExecProcess, NsKind, PROTOCOL};
+use crate::control::{ExecProcess, PROTOCOL};
 use crate::error::{errno_text, Error, IoContext, Result};
-use crate::sandbox::namespaces::{self, has_new_userns, joins_userns};
-use crate::sandbox::{self, BootPlan, Event, Launched, Mounts, Sandbox};
-use crate::spec::PodRole;
+use crate::sandbox::namespaces::has_new_userns;
+use crate::sandbox::{self, Event, Sandbox};
 use crate::sys::process::{pidfd_open, pidfd_pid, pidfd_send_signal};
-use husk_oci::gofer::GoferRequest;
 use husk_oci::hooks::{self, Stage};
 
+use self::create::{make_state_dir, CreateGuard, CreateRequest};
 use self::lock::DirLock;
+use self::ops::Ops;
 use self::state::{OciState, ProcRef, SandboxRef, State, Status};
 
 /// Container ids: runc's rule, ^[\w+.-]+$, and never "." or "..".
@@ -269,242 +273,31 @@ impl Container {
 
     /// `create`: everything up to a container whose init waits for `start`.
     /// On failure nothing is left behind: processes, cgroup, state directory.
-    pub fn create(cfg: &Config, mut opts: CreateOptions) -> Result<Created> {
-        validate_id(&opts.id)?;
-        if cfg.systemd_cgroup {
-            // Cgroups made behind systemd's back, at paths it does not know,
-            // would fight it; husk has no D-Bus client to ask it instead.
-            return Err(Error::Invalid(
-                "--systemd-cgroup: husk manages cgroups through cgroupfs only; use the cgroupfs driver (Docker: native.cgroupdriver=cgroupfs, containerd: SystemdCgroup = false, podman: --cgroup-manager=cgroupfs)".into(),
-            ));
-        }
-        let bundle = absolute(&opts.bundle)?;
-        if !bundle.is_dir() {
-            return Err(Error::Spec(format!(
-                "bundle {}: {}",
-                bundle.display(),
-                if bundle.exists() {
-                    "not a directory"
-                } else {
-                    "no such file or directory"
-                }
-            )));
-        }
-        let mut spec = match opts.spec.take() {
-            Some(s) => s,
-            None => crate::spec::load(&bundle)?,
-        };
-        crate::spec::add_default_device_rules(&mut spec);
-        let role = crate::spec::pod_role(&spec)?;
-        // A pod member joins a running sandbox; hold its lock shared so the
-        // sandbox is not deleted under us.
-        let pod = match &role {
-            PodRole::Root => None,
-            PodRole::Sub { sandbox_id } => Some(pod_sandbox(cfg, sandbox_id)?),
-        };
-        if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true)
-            && opts.console.is_none()
-        {
-            return Err(Error::Spec(
-                "process.terminal is true but no --console-socket was given".into(),
-            ));
-        }
+    pub fn create(cfg: &Config, opts: CreateOptions) -> Result<Created> {
+        Self::create_with(&mut ops::Real, cfg, opts)
+    }
+
+    /// `create` through `ops`. The steps shared by every container, then
+    /// the root's (a new sandbox) or a member's (its pod's), then the
+    /// request to boot. Everything made is recorded in a guard that undoes
+    /// it, in reverse, if a later step fails.
+    pub(crate) fn create_with(
+        ops: &mut dyn Ops,
+        cfg: &Config,
+        mut opts: CreateOptions,
+    ) -> Result<Created> {
+        let mut req = CreateRequest::read(cfg, &mut opts)?;
         let console = match opts.console.take() {
             Some(c) => Some(c.connect()?),
             None => None,
         };
-
-        make_root_dir(&cfg.root)?;
-        let dir = cfg.container_dir(&opts.id);
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    return Err(Error::Exists(opts.id.clone()))
-                }
-                Err(e) => return Err(e).with_ctx(|| format!("create {}", dir.display())),
-            }
-        }
-        // The lock is taken before the guard exists, so the guard's cleanup
-        // (dropped first) still runs under it.
-        let lock = match DirLock::acquire(&dir, &opts.id) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = std::fs::remove_dir(&dir);
-                return Err(e);
-            }
-        };
-        let mut guard = CreateGuard {
-            dir: dir.clone(),
-            cgroup: None,
-            sandbox: None,
-            mounts: None,
-            member_of: None,
-            member: None,
-            userns_base: None,
-            foreign_pids: false,
-            poststop: None,
-            armed: true,
-        };
-        // --userns=auto: the pod's root takes a range of host ids; its
-        // members are in the pod's user namespace, their mounts mapped alike.
-        let userns_base = match &pod {
-            None if userns::wanted(cfg, &spec)? => {
-                let base = userns::allocate(&opts.id, &dir)?;
-                guard.userns_base = Some(base);
-                userns::apply(&mut spec, base, true)?;
-                Some(base)
-            }
-            None => None,
-            Some((_, _, base)) => {
-                if let Some(b) = base {
-                    userns::apply(&mut spec, *b, false)?;
-                }
-                *base
-            }
-        };
-        let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-        let mut cgroup = crate::cgroups::resolve(cgroups_path.as_deref(), &opts.id)?;
-        let rootfs = crate::spec::rootfs_path(&bundle, &spec);
-        let mut state = State {
-            runtime: state::RUNTIME_NAME.into(),
-            id: opts.id.clone(),
-            bundle: bundle.clone(),
-            rootfs,
-            created: now_rfc3339(),
-            owner_uid: nix::unistd::geteuid().as_raw(),
-            annotations: spec.annotations().clone().unwrap_or_default(),
-            status: Status::Creating,
-            init: None,
-            sandbox: None,
-            // What will be made, recorded before it is: a create killed at
-            // any point leaves a state `delete --force` can clean up from.
-            cgroup: cgroup.intent(),
-            hooks: spec.hooks().clone(),
-            is_root: matches!(role, PodRole::Root),
-            process: spec.process().clone(),
-            creator: ProcRef::of(nix::unistd::getpid().as_raw()),
-            seccomp_listener: None,
-            userns_base,
-        };
-        state.write(lock.fd())?;
-        // From here a failed create is a container that existed: its
-        // poststop hooks run (runtime spec: on a failed prestart hook the
-        // lifecycle goes on with delete; runc runs them for any failure).
-        if hooks::has(spec.hooks().as_ref(), Stage::Poststop) {
-            let mut oci = state.oci_state();
-            oci.status = Status::Stopped.to_string();
-            oci.pid = 0;
-            guard.poststop = Some((spec.hooks().clone(), oci));
-        }
-
-        // In a user namespace (its own or its pod's), devices are bound and
-        // the rootfs is ID-mapped.
-        let userns = has_new_userns(&spec) || userns_base.is_some() || joins_userns(&spec);
-        let mounts = Mounts::open(
-            cfg,
-            &opts.id,
-            &GoferRequest::for_spec(&bundle, &spec, userns, cfg.overlay),
-        )?;
-        let mounts_fd = mounts.sandbox_end.as_raw_fd();
-        guard.mounts = Some(mounts);
-
-        // The cgroup, its limits and the seccomp filters are made here,
-        // while the gofer opens the rootfs.
-        let baseline = baseline_on(cfg, &spec);
-        let seccomp = seccomp_plan(cfg, &spec, baseline)?;
-        cgroup.create()?;
-        guard.cgroup = Some(cgroup.clone());
-        state.cgroup = cgroup.clone();
-        // A frozen cgroup (a pre-existing one, or below a frozen parent)
-        // would freeze the sandbox as soon as it is born into it: fail now,
-        // in runc's words, rather than wait on it.
-        if cgroup.is_frozen() {
-            return Err(Error::Invalid(
-                "container's cgroup unexpectedly frozen".into(),
-            ));
-        }
-        // Processes already there (a cgroupsPath shared on purpose) are
-        // left alone, as runc leaves them, and never killed by a failed
-        // create.
-        let foreign = cgroup.pids().unwrap_or_default();
-        if !foreign.is_empty() {
-            tracing::warn!(
-                "container's cgroup is not empty: {} process(es) found",
-                foreign.len()
-            );
-            guard.foreign_pids = true;
-        }
-        if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            cgroup.apply(res)?;
-            if let Some(rules) = res.devices() {
-                cgroup.attach_device_filter(rules)?;
-            }
-        }
-
-        let mut fds: Vec<RawFd> = Vec::new();
-        let mut keep: Vec<OwnedFd> = Vec::new();
-        let mut cfds = CreateFds {
-            mounts: 0,
-            ..Default::default()
-        };
-        let (sandbox, init_ns) = match &pod {
-            None => {
-                let (birth, mut init_ns, ns_fds) = namespaces::plan_root(&spec, cfg.network)?;
-                for (_, i) in init_ns.join.iter_mut() {
-                    *i += fds.len();
-                }
-                for fd in ns_fds {
-                    fds.push(fd.as_raw_fd());
-                    keep.push(fd);
-                }
-                let id_maps = birth.new_user.then(|| id_maps_of(&spec)).transpose()?;
-                let boot_filter = if baseline {
-                    Some(boot_seccomp(cfg)?)
-                } else {
-                    None
-                };
-                let Launched {
-                    sandbox,
-                    child: boot_child,
-                } = Sandbox::launch(
-                    cfg,
-                    &opts.id,
-                    &dir,
-                    BootPlan {
-                        birth,
-                        id_maps,
-                        cgroup: &cgroup,
-                        seccomp: boot_filter,
-                    },
-                )?;
-                guard.sandbox = Some((sandbox.clone(), Some(boot_child)));
-                (sandbox, init_ns)
-            }
-            Some((sandbox, _, _)) => {
-                let (init_ns, ns_fds) =
-                    namespaces::plan_member(&spec, cfg.network, sandbox.boot.pid)?;
-                // The root container's process inherits boot's stdio; a pod
-                // member's comes along with the request.
-                cfds.stdio = Some([0, 1, 2]);
-                fds.extend([0, 1, 2]);
-                let base = fds.len();
-                let mut init_ns = init_ns;
-                for (_, i) in init_ns.join.iter_mut() {
-                    *i += base;
-                }
-                for fd in ns_fds {
-                    fds.push(fd.as_raw_fd());
-                    keep.push(fd);
-                }
-                for fd in sandbox::cgroup_procs(&cgroup)? {
-                    cfds.cgroup_procs.push(fds.len());
-                    fds.push(fd.as_raw_fd());
-                    keep.push(fd);
-                }
-                (sandbox.clone(), init_ns)
-            }
+        let (dir, lock) = make_state_dir(cfg, &opts.id)?;
+        let mut g = CreateGuard::new(ops, dir.clone());
+        let mut state = g.begin(cfg, &opts.id, &mut req, &lock)?;
+        let mut sent = g.prepare(cfg, &opts.id, &req, &mut state, &lock)?;
+        let sandbox = match req.pod.take() {
+            None => g.launch_root(cfg, &opts.id, &req, &mut sent)?,
+            Some(pod) => g.join_pod(cfg, &opts.id, &req, pod, &mut sent)?,
         };
         state.sandbox = Some(SandboxRef {
             id: sandbox.id.clone(),
@@ -512,135 +305,18 @@ impl Container {
             protocol: PROTOCOL,
         });
         state.write(lock.fd())?;
-
-        cfds.mounts = fds.len();
-        fds.push(mounts_fd);
-        if hooks::has(spec.hooks().as_ref(), Stage::CreateContainer) {
-            let tree = host_tree()?;
-            cfds.host_root = Some(fds.len());
-            fds.push(tree.as_raw_fd());
-            keep.push(tree);
-        }
-        if proc_views_on(&spec) && init_ns.creates(NsKind::Mount) {
-            // Opened here: neither boot nor the container may open devices.
-            match open_fuse_for(&sandbox) {
-                Ok(fuse) => {
-                    cfds.proc_views = Some(husk_oci::control::ProcViewsFds { fuse: fds.len() });
-                    fds.push(fuse.as_raw_fd());
-                    keep.push(fuse);
-                }
-                Err(e) => tracing::warn!(
-                    "create {}: no /proc views: /dev/fuse: {}",
-                    opts.id,
-                    errno_text(&e)
-                ),
-            }
-        }
-        if !init_ns.creates(NsKind::Mount) {
-            // No mount namespace of its own (see namespaces::plan_root).
-            if cfg.overlay {
-                return Err(Error::Spec(
-                    "--overlay needs a mount namespace (linux.namespaces has none)".into(),
-                ));
-            }
-            tracing::warn!(
-                "container {:?} has no mount namespace: it shares the host's, and only a chroot keeps it in {}",
-                opts.id,
-                state.rootfs.display()
-            );
-            let dir = crate::sys::fd::open(&state.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
-                .with_ctx(|| format!("open rootfs {}", state.rootfs.display()))?;
-            cfds.rootfs_dir = Some(fds.len());
-            fds.push(dir.as_raw_fd());
-            keep.push(dir);
-        }
-        if let Some(c) = &console {
-            cfds.console_socket = Some(fds.len());
-            fds.push(c.as_raw_fd());
-        }
-        for i in 0..opts.preserve_fds {
-            cfds.preserved.push(fds.len());
-            fds.push(3 + i as RawFd);
-        }
-        let hook_state = OciState {
-            oci_version: state::OCI_VERSION.into(),
-            id: state.id.clone(),
-            status: "creating".into(),
-            pid: 0,
-            bundle: state.bundle.clone(),
-            rootfs: state.rootfs.clone(),
-            created: state.created.clone(),
-            owner: state.owner_name(),
-            annotations: state.annotations.clone(),
-        };
-        let listener = seccomp.as_ref().and_then(|s| {
-            s.listener_path()
-                .map(|p| (p.to_path_buf(), s.listener_metadata().to_string()))
-        });
-        state.seccomp_listener = listener.clone();
-        let req = CreateContainer {
-            id: opts.id.clone(),
-            spec: Box::new(spec),
-            namespaces: init_ns,
-            cgroup: cgroup.clone(),
-            fds: cfds,
-            hook_state: hook_state.clone(),
-            seccomp,
-            apparmor: crate::spec::apparmor_enabled(),
-        };
-        if pod.is_some() {
-            add_member(cfg, &sandbox.id, &opts.id)?;
-            guard.member_of = Some((cfg.clone(), sandbox.id.clone()));
-        }
-        let hooks = state.hooks.clone();
-        let mut init: Option<ProcRef> = None;
-        let lock_fd = lock.fd();
-        let mut on_event = |ev: Event<'_>| -> Result<()> {
-            match ev {
-                Event::Forked(pidfd) => {
-                    // An init that died already (a missing program fails
-                    // that fast) has no pid left; boot's answer says why.
-                    if let Ok(p) = host_pid(pidfd) {
-                        init = Some(p);
-                        // Recorded at once: a create killed from here on
-                        // leaves a process `delete --force` can find.
-                        state.init = Some(p);
-                        state.write(lock_fd)?;
-                    }
-                    Ok(())
-                }
-                Event::RunHooks => {
-                    let mut st = hook_state.clone();
-                    st.pid = init.map(|p| p.pid).unwrap_or(0);
-                    st.status = "created".into();
-                    hooks::run(hooks.as_ref(), Stage::Prestart, &st)?;
-                    st.status = "creating".into();
-                    hooks::run(hooks.as_ref(), Stage::CreateRuntime, &st)
-                }
-                Event::SeccompListener(fd) => {
-                    let mut st = hook_state.clone();
-                    st.pid = init.map(|p| p.pid).unwrap_or(0);
-                    give_to_listener(listener.as_ref(), fd, st)
-                }
-            }
-        };
-        let created = sandbox.create(req, &fds, &mut on_event);
-        drop(keep);
-        let init = match created {
-            Ok(_pidfd) => init.ok_or_else(|| Error::Sandbox("no init was reported".into()))?,
-            Err(e) => {
-                if pod.is_some() && init.is_some() {
-                    // From here, undoing means asking the pod's boot too.
-                    guard.member = Some((sandbox.clone(), opts.id.clone()));
-                }
-                return Err(explain_sandbox_death(e, guard.sandbox.as_mut()));
-            }
-        };
-        if pod.is_some() {
-            guard.member = Some((sandbox.clone(), opts.id.clone()));
-        }
+        let init = g.build(
+            cfg,
+            &opts,
+            req,
+            &sandbox,
+            sent,
+            console.as_ref(),
+            &mut state,
+            &lock,
+        )?;
         drop(console);
-        if let Some(m) = guard.mounts.take() {
+        if let Some(m) = g.mounts.take() {
             m.reap(Duration::from_secs(5));
         }
         state.init = Some(init);
@@ -650,25 +326,24 @@ impl Container {
         if let Some(pf) = &opts.pid_file {
             // The root container's pid file names boot, which exits with
             // its status; a pod member gets a stand-in for its init.
-            let pid = match &pod {
-                None => sandbox.boot.pid,
-                Some(_) => {
-                    let target = pidfd_open(Pid::from_raw(init.pid)).map_err(|e| {
-                        Error::Sandbox(format!("pidfd of the container's init: {e}"))
-                    })?;
-                    let conn = sandbox.wait_conn(&opts.id, true)?;
-                    sandbox::waiter::spawn(sandbox::waiter::StandIn {
-                        conn,
-                        target,
-                        sandbox_pidns: sandbox_pidns(&sandbox),
-                        cgroup: &cgroup,
-                    })?
-                }
+            let pid = if state.is_root {
+                sandbox.boot.pid
+            } else {
+                let target = pidfd_open(Pid::from_raw(init.pid))
+                    .map_err(|e| Error::Sandbox(format!("pidfd of the container's init: {e}")))?;
+                let conn = sandbox.wait_conn(&opts.id, true)?;
+                sandbox::waiter::spawn(sandbox::waiter::StandIn {
+                    conn,
+                    target,
+                    sandbox_pidns: sandbox_pidns(&sandbox),
+                    cgroup: &state.cgroup,
+                })?
             };
             state::write_file_atomic(pf, pid.to_string().as_bytes())?;
         }
-        let boot_child = guard.sandbox.take().and_then(|(_, c)| c);
-        guard.armed = false;
+        let boot_child = g.sandbox.take().and_then(|(_, c)| c);
+        g.armed = false;
+        drop(g);
         Ok(Created {
             container: Container {
                 state,
@@ -965,6 +640,10 @@ impl Container {
     /// go, as with runc); stop it; run poststop hooks; remove cgroup and
     /// state.
     pub fn delete(self, force: bool) -> Result<()> {
+        self.delete_with(&mut ops::Real, force)
+    }
+
+    pub(crate) fn delete_with(self, ops: &mut dyn Ops, force: bool) -> Result<()> {
         let st = self.status();
         if self.state.is_root {
             let members = pod_members(&self.cfg, &self.state.id)?;
@@ -990,16 +669,16 @@ impl Container {
             let _ = self.state.cgroup.thaw();
         }
         if let Some(sb) = self.sandbox() {
-            if sb.is_running() {
-                if let Err(e) = sb.destroy(&self.state.id) {
+            if ops.boot_alive(&sb) {
+                if let Err(e) = ops.destroy_in(&sb, &self.state.id) {
                     tracing::debug!("destroy through sandbox failed: {e}; killing it");
                 }
-                if self.state.is_root && !sb.wait_boot_exit(Duration::from_secs(5)) {
-                    sb.kill_boot();
+                if self.state.is_root {
+                    ops.stop_boot(&sb, None, Duration::from_secs(5));
                 }
             }
         }
-        if let Err(e) = self.state.cgroup.destroy() {
+        if let Err(e) = ops.remove_cgroup(&self.state.cgroup, true) {
             return Err(Error::Sandbox(format!(
                 "delete container {:?}: {e}",
                 self.state.id
@@ -1236,90 +915,6 @@ fn pod_members(cfg: &Config, id: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Undo a half-made create.
-struct CreateGuard {
-    dir: PathBuf,
-    cgroup: Option<CgroupPath>,
-    sandbox: Option<(Sandbox, Option<crate::sys::spawn::ChildProc>)>,
-    mounts: Option<Mounts>,
-    /// The sandbox this pod member was recorded in.
-    member_of: Option<(Config, String)>,
-    /// A pod member the pod's boot has forked (to destroy there).
-    member: Option<(Sandbox, String)>,
-    /// The host id range this pod's root took.
-    userns_base: Option<u32>,
-    /// The cgroup held other processes before this create.
-    foreign_pids: bool,
-    /// Poststop hooks to run once everything is undone, and their state.
-    poststop: Option<(Option<oci_spec::runtime::Hooks>, OciState)>,
-    armed: bool,
-}
-
-impl Drop for CreateGuard {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        self.undo();
-        if let Some((h, oci)) = self.poststop.take() {
-            hooks::run_logged(h.as_ref(), Stage::Poststop, &oci);
-        }
-    }
-}
-
-impl CreateGuard {
-    fn undo(&mut self) {
-        if let Some((sb, id)) = self.member.take() {
-            if let Err(e) = sb.destroy(&id) {
-                tracing::warn!("cleanup: {e}");
-            }
-        }
-        if let Some((cfg, sandbox)) = self.member_of.take() {
-            let id = self
-                .dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            remove_member(&cfg, &sandbox, &id);
-        }
-        if let Some(m) = self.mounts.take() {
-            m.kill();
-        }
-        if let Some((sb, child)) = self.sandbox.take() {
-            sandbox::kill_and_wait(sb.boot, Duration::from_secs(5));
-            if let Some(mut c) = child {
-                c.kill();
-                let _ = c.wait();
-            }
-        }
-        if let Some(cg) = self.cgroup.take() {
-            if self.foreign_pids {
-                // Ours died with boot (or were destroyed by the pod's);
-                // the others, and the cgroup they are in, stay.
-                for d in cg.dirs.iter().filter(|d| d.created) {
-                    let _ = std::fs::remove_dir(&d.path);
-                }
-                if let Err(e) = remove_state_dir(&self.dir) {
-                    tracing::warn!("cleanup: {e}");
-                }
-                return;
-            }
-            // A pod member's processes are boot's children, gone by now;
-            // anything left in the cgroup goes.
-            let _ = cg.signal_all(nix::sys::signal::Signal::SIGKILL);
-            if let Err(e) = cg.destroy() {
-                tracing::warn!("cleanup: {e}");
-            }
-        }
-        if let Err(e) = remove_state_dir(&self.dir) {
-            tracing::warn!("cleanup: {e}");
-        }
-        if let Some(base) = self.userns_base.take() {
-            userns::release(base);
-        }
-    }
-}
-
 fn remove_state_dir(dir: &Path) -> Result<()> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
@@ -1517,19 +1112,4 @@ fn connect_console(path: &Path) -> Result<OwnedFd> {
         ))
     })?;
     Ok(OwnedFd::from(s))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids() {
-        for ok in ["a", "abc-DEF_1.2+x", "7abaf1363f88"] {
-            validate_id(ok).unwrap();
-        }
-        for bad in ["", ".", "..", "a/b", "a b", "é", "x\n"] {
-            assert!(validate_id(bad).is_err(), "{bad:?}");
-        }
-    }
 }

@@ -42,7 +42,7 @@ pub struct Sandbox {
 /// A freshly started boot process, still our child.
 pub struct Launched {
     pub sandbox: Sandbox,
-    pub child: ChildProc,
+    pub child: Option<ChildProc>,
 }
 
 /// How to start a sandbox's boot.
@@ -282,7 +282,7 @@ impl Sandbox {
                 boot,
                 dir: dir.to_path_buf(),
             },
-            child,
+            child: Some(child),
         })
     }
 
@@ -576,6 +576,15 @@ impl Mounts {
             sandbox_end: OwnedFd::from(ours),
             gofer: Some(child),
         })
+    }
+
+    /// Mounts that arrive on `sandbox_end` from elsewhere (no gofer of
+    /// ours to reap).
+    pub fn from_socket(sandbox_end: OwnedFd) -> Mounts {
+        Mounts {
+            sandbox_end,
+            gofer: None,
+        }
     }
 
     /// Reap the gofer (it exits once it has answered).
