@@ -4,6 +4,9 @@
 //! The test harness is multi-threaded, so filters are compiled before the
 //! fork. (The unit tests, which need neither, are in `src/tests.rs`.)
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Instant;
 
@@ -11,9 +14,12 @@ use husk_seccomp::{
     default_profile, prepare, send_to_listener, BaselineContext, Prepared, SeccompError,
     PERSONALITY_ALLOWED,
 };
+use husk_sys::process::exit_now;
 use libseccomp::ScmpSyscall;
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{fork, ForkResult};
+use nix::errno::Errno;
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
 use oci_spec::runtime::LinuxSeccomp;
 use serde_json::json;
 
@@ -83,25 +89,23 @@ const INSTALL_FAILED: i32 = 100;
 /// Fork; in the child set no_new_privs, install `prepared` (if any), run
 /// `body` with the notify fd and `_exit` with its result. Returns the
 /// child's exit code, or 200 + signal if it was killed.
+///
+/// husk-sys's `fork_run` would be the safe way to fork, but it refuses a
+/// process with more than one thread, and the test harness has several:
+/// this forks with nix, and the child keeps to what is sound after a fork.
 fn in_child(prepared: Option<Prepared>, body: impl FnOnce(Option<OwnedFd>) -> i32) -> i32 {
     // SAFETY: the child only makes system calls (and, in the notify test,
     // allocates: glibc's fork leaves malloc usable in the child) and ends
-    // with _exit.
+    // with _exit (exit_now).
     match unsafe { fork() }.expect("fork") {
         ForkResult::Child => {
-            // SAFETY: plain prctl.
-            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+            let _ = nix::sys::prctl::set_no_new_privs();
             let fd = match prepared.map(Prepared::install) {
                 None => None,
                 Some(Ok(fd)) => fd,
-                Some(Err(_)) => {
-                    // SAFETY: _exit ends the child without touching its state.
-                    unsafe { libc::_exit(INSTALL_FAILED) }
-                }
+                Some(Err(_)) => exit_now(INSTALL_FAILED),
             };
-            let code = body(fd);
-            // SAFETY: ends the child without running the parent's destructors.
-            unsafe { libc::_exit(code) }
+            exit_now(body(fd))
         }
         ForkResult::Parent { child } => match waitpid(child, None).expect("waitpid") {
             WaitStatus::Exited(_, code) => code,
@@ -130,20 +134,16 @@ fn profile_denies_mkdir_with_errno() {
     .unwrap();
     let code = in_child(Some(p), |_| {
         let path = c"/tmp/husk-seccomp-test-should-not-exist";
-        // SAFETY: plain system calls with a valid path.
-        if unsafe { libc::mkdir(path.as_ptr(), 0o700) } == 0 {
-            return 1;
+        match nix::unistd::mkdir(path, Mode::S_IRWXU) {
+            Ok(()) => return 1,
+            Err(e) if e != Errno::EPERM => return 2,
+            Err(_) => {}
         }
-        if errno() != libc::EPERM {
-            return 2;
-        }
-        // SAFETY: as above.
-        if unsafe { libc::mkdirat(libc::AT_FDCWD, path.as_ptr(), 0o700) } == 0
-            || errno() != libc::EPERM
-        {
+        // None: relative to the working directory (AT_FDCWD).
+        if nix::sys::stat::mkdirat(None, path, Mode::S_IRWXU) != Err(Errno::EPERM) {
             return 3;
         }
-        // SAFETY: raw system calls with integer arguments or pointers to live locals.
+        // SAFETY: a raw system call without arguments.
         if unsafe { libc::syscall(libc::SYS_getpid) } <= 0 {
             return 4;
         }
@@ -280,35 +280,40 @@ fn baseline_probe(expect_userns_denied: bool) -> i32 {
         if sys_errno(libc::syscall(libc::SYS_unshare, libc::CLONE_FILES)) != 0 {
             failed |= 16;
         }
-        match libc::fork() {
-            0 => libc::_exit(7),
-            pid if pid > 0 => {
-                let mut st = 0;
-                libc::waitpid(pid, &mut st, 0);
-                if !libc::WIFEXITED(st) || libc::WEXITSTATUS(st) != 7 {
-                    failed |= 32;
-                }
+    }
+    // SAFETY: this runs in a forked child of the test, which has one
+    // thread; the grandchild only exits.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => exit_now(7),
+        Ok(ForkResult::Parent { child }) => {
+            if waitpid(child, None) != Ok(WaitStatus::Exited(child, 7)) {
+                failed |= 32;
             }
-            _ => failed |= 32,
         }
-        if expect_userns_denied {
-            let rc = libc::syscall(
+        Err(_) => failed |= 32,
+    }
+    if expect_userns_denied {
+        // SAFETY: clone with flags only and no stack: like fork, the child
+        // runs on a copy of this one-thread process and only exits.
+        let rc = unsafe {
+            libc::syscall(
                 libc::SYS_clone,
                 libc::CLONE_NEWUSER | libc::SIGCHLD,
                 0,
                 0,
                 0,
                 0,
-            );
-            if rc == 0 {
-                libc::_exit(0);
-            }
-            if rc > 0 {
-                libc::waitpid(rc as i32, std::ptr::null_mut(), 0);
-            }
-            if sys_errno(rc) != libc::EPERM {
-                failed |= 64;
-            }
+            )
+        };
+        let err = sys_errno(rc);
+        if rc == 0 {
+            exit_now(0);
+        }
+        if rc > 0 {
+            let _ = waitpid(Pid::from_raw(rc as i32), None);
+        }
+        if err != libc::EPERM {
+            failed |= 64;
         }
     }
     failed
@@ -343,13 +348,14 @@ fn baseline_gates_the_mount_api() {
         eprintln!("skip: fsopen needs root to tell the filter's EPERM from the kernel's");
         return;
     }
-    // SAFETY: raw system calls with integer arguments or pointers to live locals.
-    let fsopen = || unsafe {
-        let rc = libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), 0);
+    let fsopen = || {
+        // SAFETY: fsopen reads the NUL-terminated name, a static string.
+        let rc = unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), 0) };
+        let err = sys_errno(rc);
         if rc >= 0 {
-            libc::close(rc as i32);
+            let _ = nix::unistd::close(rc as i32);
         }
-        sys_errno(rc)
+        err
     };
     let p = prepare(None, &ON).unwrap();
     assert_eq!(in_child(Some(p), |_| fsopen()), libc::EPERM);
@@ -413,8 +419,7 @@ fn install_without_nnp_or_cap_sys_admin_fails_cleanly() {
                 Err(_) => 1,
                 Ok(_) => 2,
             };
-            // SAFETY: ends the child without running the parent's destructors.
-            unsafe { libc::_exit(code) }
+            exit_now(code)
         }
         ForkResult::Parent { child } => {
             assert_eq!(waitpid(child, None).unwrap(), WaitStatus::Exited(child, 0));
@@ -424,9 +429,6 @@ fn install_without_nnp_or_cap_sys_admin_fails_cleanly() {
 
 #[test]
 fn notify_returns_a_listener_fd_that_an_agent_can_serve() {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::io::IoSliceMut;
-    use std::os::fd::FromRawFd;
     use std::os::unix::net::UnixListener;
 
     let dir = std::env::temp_dir().join(format!("husk-seccomp-{}", std::process::id()));
@@ -455,25 +457,8 @@ fn notify_returns_a_listener_fd_that_an_agent_can_serve() {
     let agent = std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
         let mut buf = vec![0u8; 64 * 1024];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let (n, fd) = {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            let msg = recvmsg::<()>(
-                conn.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
-                MsgFlags::empty(),
-            )
-            .unwrap();
-            let mut fd = None;
-            for c in msg.cmsgs().unwrap() {
-                if let ControlMessageOwned::ScmRights(fds) = c {
-                    // SAFETY: SCM_RIGHTS installed this descriptor for us.
-                    fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
-                }
-            }
-            (msg.bytes, fd.expect("SCM_RIGHTS"))
-        };
+        let (n, fds) = husk_sys::fdpass::recv_with_fds(conn.as_fd(), &mut buf).unwrap();
+        let fd = fds.into_iter().next().expect("SCM_RIGHTS");
         let state: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
         let req = libseccomp::ScmpNotifReq::receive(fd.as_raw_fd()).unwrap();
         assert_eq!(req.data.syscall, ScmpSyscall::from_name("getppid").unwrap());
@@ -621,8 +606,7 @@ fn docker_like_profile_compiles_and_runs() {
 /// the nanoseconds per call (x1000) and the install time through a pipe.
 fn time_in_child(p: Option<Prepared>, n: u64) -> (f64, f64) {
     let (r, w) = nix::unistd::pipe().unwrap();
-    // SAFETY: raw system calls with integer arguments or pointers to live locals.
-    let code = in_child(None, move |_| unsafe {
+    let code = in_child(None, move |_| {
         let t0 = Instant::now();
         if let Some(p) = p {
             if p.install().is_err() {
@@ -632,11 +616,14 @@ fn time_in_child(p: Option<Prepared>, n: u64) -> (f64, f64) {
         let install_ns = t0.elapsed().as_nanos() as u64;
         let t1 = Instant::now();
         for _ in 0..n {
-            libc::syscall(libc::SYS_getppid);
+            // SAFETY: a raw system call without arguments.
+            unsafe { libc::syscall(libc::SYS_getppid) };
         }
         let per_call_milli_ns = (t1.elapsed().as_nanos() as u64) * 1000 / n;
-        let out = [install_ns, per_call_milli_ns];
-        let ok = libc::write(w.as_raw_fd(), out.as_ptr().cast(), 16) == 16;
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&install_ns.to_ne_bytes());
+        out[8..].copy_from_slice(&per_call_milli_ns.to_ne_bytes());
+        let ok = nix::unistd::write(&w, &out) == Ok(16);
         if ok {
             0
         } else {
@@ -698,17 +685,23 @@ fn bench() {
 /// The errno of `syscall(nr, args...)`, or 0; a child made by clone/fork
 /// leaves at once.
 ///
-/// SAFETY: the caller passes arguments the call may dereference only if
-/// they are valid or null.
+/// # Safety
+///
+/// The caller passes arguments the call may dereference only if they are
+/// valid or null.
 unsafe fn raw(nr: libc::c_long, a: [libc::c_long; 3]) -> i32 {
-    let rc = libc::syscall(nr, a[0], a[1], a[2], 0, 0, 0);
+    // SAFETY: the caller vouches for the arguments; a clone or fork child
+    // (no new stack) runs on a copy of this one-thread process and only
+    // exits.
+    let rc = unsafe { libc::syscall(nr, a[0], a[1], a[2], 0, 0, 0) };
+    let err = sys_errno(rc);
     if rc == 0 && (nr == libc::SYS_clone || nr == libc::SYS_fork) {
-        libc::_exit(0);
+        exit_now(0);
     }
     if rc > 0 && (nr == libc::SYS_clone || nr == libc::SYS_fork) {
-        libc::waitpid(rc as i32, std::ptr::null_mut(), libc::__WALL);
+        let _ = waitpid(Pid::from_raw(rc as i32), Some(WaitPidFlag::__WALL));
     }
-    sys_errno(rc)
+    err
 }
 
 /// Run `checks` (syscall, args, expected errno; 0 = succeeds) in a child
@@ -724,9 +717,10 @@ fn check_calls(
             // SAFETY: the tables below pass integers and null pointers only.
             let got = unsafe { raw(*nr, *args) };
             if got != *want {
-                let report = [i as i32, got];
-                // SAFETY: writes 8 bytes from a live local.
-                unsafe { libc::write(w.as_raw_fd(), report.as_ptr().cast(), 8) };
+                let mut report = [0u8; 8];
+                report[..4].copy_from_slice(&(i as i32).to_ne_bytes());
+                report[4..].copy_from_slice(&got.to_ne_bytes());
+                let _ = nix::unistd::write(&w, &report);
                 return 1;
             }
         }
