@@ -31,7 +31,7 @@
 //! caller sets it when `process.noNewPrivileges` asks, and must either have
 //! set it or still hold CAP_SYS_ADMIN when it calls `install`.
 
-#![cfg_attr(not(test), forbid(unsafe_code))]
+#![forbid(unsafe_code)]
 
 mod baseline;
 mod bpf;
