@@ -343,11 +343,13 @@ fn baseline_lets_user_namespace_containers_make_namespaces() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn baseline_gates_the_mount_api() {
-    if !is_root() {
-        eprintln!("skip: fsopen needs root to tell the filter's EPERM from the kernel's");
-        return;
-    }
+    // Root: fsopen needs root to tell the filter's EPERM from the kernel's.
+    assert!(
+        is_root(),
+        "this test needs root (rebuild as this user to skip it)"
+    );
     let fsopen = || {
         // SAFETY: fsopen reads the NUL-terminated name, a static string.
         let rc = unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), 0) };
@@ -745,11 +747,13 @@ fn check_calls(
 const PTRACE_PEEKDATA: libc::c_long = 2;
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn default_profile_for_an_unprivileged_container() {
-    if !is_root() {
-        eprintln!("skip: the kernel's own answers differ without root");
-        return;
-    }
+    // Root: the kernel's own answers differ without root.
+    assert!(
+        is_root(),
+        "this test needs root (rebuild as this user to skip it)"
+    );
     // The default profile comes with the baseline (both are husk's
     // additions): personality is the baseline's to check.
     let profile = default_profile(Some(&process_with(SPEC_CAPS)));
@@ -798,11 +802,13 @@ fn default_profile_for_an_unprivileged_container() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn default_profile_follows_capabilities() {
-    if !is_root() {
-        eprintln!("skip: the kernel's own answers differ without root");
-        return;
-    }
+    // Root: the kernel's own answers differ without root.
+    assert!(
+        is_root(),
+        "this test needs root (rebuild as this user to skip it)"
+    );
     let caps = [
         "CAP_SYS_ADMIN",
         "CAP_SYS_PTRACE",
