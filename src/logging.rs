@@ -211,13 +211,6 @@ pub fn init(cfg: &Config, command: &str, id: Option<&str>, fds: InheritedLogs) {
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
-/// Stop writing logs to standard error: boot does this once the container
-/// owns stderr, so runtime messages never mix into the application's output.
-#[allow(dead_code)]
-pub fn is_stderr_logging(cfg: &Config) -> bool {
-    cfg.log.is_none()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
