@@ -424,7 +424,7 @@ impl Boot {
         let sent = wire::send(&sync.sock, &msg, &[]);
         match (error, sent) {
             (Some(m), _) => self.fail_setup(id, Error::Invalid(m)),
-            (None, Err(e)) => self.fail_setup(id, Error::Sandbox(format!("setup socket: {e}"))),
+            (None, Err(e)) => self.fail_setup(id, Error::os("setup socket", e)),
             (None, Ok(())) => {}
         }
     }

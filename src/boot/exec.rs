@@ -60,7 +60,7 @@ impl Boot {
                 .iter()
                 .map(|f| f.try_clone())
                 .collect::<std::io::Result<_>>()
-                .map_err(|e| Error::Sandbox(format!("cgroup descriptors: {e}")))?
+                .map_err(|e| Error::os("cgroup descriptors", e))?
         } else {
             let mut v = Vec::new();
             for i in &req.cgroup_procs {
@@ -194,9 +194,7 @@ impl Boot {
                         )),
                     )
                 }
-                Err(e) => {
-                    return self.fail_exec(token, Error::Sandbox(format!("setup socket: {e}")))
-                }
+                Err(e) => return self.fail_exec(token, Error::os("setup socket", e)),
             }
         }
     }

@@ -580,9 +580,9 @@ pub fn open_console(process: &Process, socket: Option<&OwnedFd>) -> Result<Owned
     })?;
     let master = posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY)
         .map_err(|e| sys("open /dev/ptmx", e))?;
-    grantpt(&master).map_err(|e| Error::Sandbox(format!("grantpt: {e}")))?;
-    unlockpt(&master).map_err(|e| Error::Sandbox(format!("unlockpt: {e}")))?;
-    let name = ptsname_r(&master).map_err(|e| Error::Sandbox(format!("ptsname: {e}")))?;
+    grantpt(&master).map_err(|e| Error::os("grantpt", e))?;
+    unlockpt(&master).map_err(|e| Error::os("unlockpt", e))?;
+    let name = ptsname_r(&master).map_err(|e| Error::os("ptsname", e))?;
     let slave = crate::sys::fd::open(
         PathBuf::from(&name).as_path(),
         libc::O_RDWR | libc::O_NOCTTY,

@@ -168,22 +168,20 @@ pub fn main(cfg: Config, listener: OwnedFd) -> Result<i32> {
     // Until the root container exists, boot lives only as long as the
     // `husk create` that started it.
     crate::sys::process::set_parent_death_signal(Signal::SIGKILL)
-        .map_err(|e| Error::Sandbox(format!("set parent death signal: {e}")))?;
+        .map_err(|e| Error::os("set parent death signal", e))?;
     // For a sandbox that shares the host's pid namespace (no pid namespace
     // in the spec) orphans must still come to us.
     let _ = crate::sys::process::set_child_subreaper();
-    crate::sys::process::keep_null_device()
-        .map_err(|e| Error::Sandbox(format!("boot: open /dev/null: {e}")))?;
+    crate::sys::process::keep_null_device().map_err(|e| Error::os("boot: open /dev/null", e))?;
     let own_proc = setup::leave_host()?;
     crate::sys::process::set_proc_dir(
         own_proc
             .try_clone()
-            .map_err(|e| Error::Sandbox(format!("boot: procfs: {e}")))?,
+            .map_err(|e| Error::os("boot: procfs", e))?,
     );
     let own_pidns = crate::sys::process::pidfd_open(nix::unistd::getpid())
-        .map_err(|e| Error::Sandbox(format!("boot: pidfd of itself: {e}")))?;
-    nix::sys::prctl::set_dumpable(false)
-        .map_err(|e| Error::Sandbox(format!("boot: set not dumpable: {e}")))?;
+        .map_err(|e| Error::os("boot: pidfd of itself", e))?;
+    nix::sys::prctl::set_dumpable(false).map_err(|e| Error::os("boot: set not dumpable", e))?;
     raise_nofile();
 
     let mut mask = SigSet::empty();
@@ -193,14 +191,14 @@ pub fn main(cfg: Config, listener: OwnedFd) -> Result<i32> {
     }
     mask.add(Signal::SIGPIPE);
     mask.thread_block()
-        .map_err(|e| Error::Sandbox(format!("block signals: {e}")))?;
+        .map_err(|e| Error::os("block signals", e))?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| Error::Sandbox(format!("signalfd: {e}")))?;
+        .map_err(|e| Error::os("signalfd", e))?;
 
     let listener = UnixListener::from(listener);
     listener
         .set_nonblocking(true)
-        .map_err(|e| Error::Sandbox(format!("control socket: {e}")))?;
+        .map_err(|e| Error::os("control socket", e))?;
     let mut boot = Boot {
         cfg,
         listener,
@@ -295,8 +293,7 @@ impl Boot {
                 (None, true) => Some(1000),
                 (t, false) => t,
             };
-            crate::sys::poll(&mut fds, timeout.unwrap_or(-1))
-                .map_err(|e| Error::Sandbox(format!("poll: {e}")))?;
+            crate::sys::poll(&mut fds, timeout.unwrap_or(-1)).map_err(|e| Error::os("poll", e))?;
             let mut busy = false;
             for (pfd, w) in fds.iter().zip(&what) {
                 if pfd.revents == 0 {
@@ -594,7 +591,7 @@ impl Boot {
         }
         let sync = SyncChan::new(parent_sock).map_err(|e| {
             let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            Error::Sandbox(format!("setup socket: {e}"))
+            Error::os("setup socket", e)
         })?;
         Ok(Some(sync))
     }
@@ -656,7 +653,7 @@ fn peer_uid(sock: &UnixStream) -> Option<u32> {
 /// one into another.
 fn restore_pidns(boot: &Boot) -> Result<()> {
     nix::sched::setns(boot.own_pidns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
-        .map_err(|e| Error::Sandbox(format!("restore pid namespace: {e}")))
+        .map_err(|e| Error::os("restore pid namespace", e))
 }
 
 /// Fork a container process (new namespaces `clone_flags`; `what` names

@@ -157,7 +157,7 @@ fn now_rfc3339() -> String {
 /// A process's pid in our pid namespace, from its pidfd.
 fn host_pid(pidfd: &OwnedFd) -> Result<ProcRef> {
     let pid = pidfd_pid(pidfd.as_fd())
-        .map_err(|e| Error::Sandbox(format!("pid of the container process: {e}")))?
+        .map_err(|e| Error::os("pid of the container process", e))?
         .ok_or_else(|| Error::Sandbox("the container process exited at once".into()))?;
     ProcRef::of(pid).ok_or_else(|| Error::Sandbox("the container process exited at once".into()))
 }
@@ -330,7 +330,7 @@ impl Container {
                 sandbox.boot.pid
             } else {
                 let target = pidfd_open(Pid::from_raw(init.pid))
-                    .map_err(|e| Error::Sandbox(format!("pidfd of the container's init: {e}")))?;
+                    .map_err(|e| Error::os("pidfd of the container's init", e))?;
                 let conn = sandbox.wait_conn(&opts.id, true)?;
                 sandbox::waiter::spawn(sandbox::waiter::StandIn {
                     conn,

@@ -247,5 +247,5 @@ pub fn serve(sock: OwnedFd) -> Result<()> {
     let (req, _): (GoferRequest, _) =
         wire::recv(&sock).map_err(|e| Error::os("gofer: read request", e))?;
     let result = prepare(&req);
-    send(&sock, result).map_err(|e| Error::Sandbox(format!("gofer: send mounts: {e}")))
+    send(&sock, result).map_err(|e| Error::os("gofer: send mounts", e))
 }

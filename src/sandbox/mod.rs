@@ -143,7 +143,7 @@ impl Sandbox {
         )
         .map_err(|e| Error::os("control socket mode", e))?;
         let fd = listener.as_raw_fd();
-        clear_cloexec(fd).map_err(|e| Error::Sandbox(format!("control socket: {e}")))?;
+        clear_cloexec(fd).map_err(|e| Error::os("control socket", e))?;
         // "--flag=value": an id may start with '-' and must never be read
         // as a flag.
         let (log_fds, log_args) = crate::logging::InheritedLogs::open_for_child(cfg, "boot", id)
@@ -174,14 +174,14 @@ impl Sandbox {
         } = plan;
         // A new user namespace gets its maps from us before boot execs (so
         // that it keeps its capabilities across exec as its root).
-        let (maps_r, maps_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| Error::Sandbox(format!("pipe: {e}")))?;
+        let (maps_r, maps_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::os("pipe", e))?;
         // Entering a pid namespace moves our next child there; we come back
         // through a pidfd of ourselves.
         let own_pidns = match &birth.pid_join {
             Some(_) => Some(
                 pidfd_open(nix::unistd::getpid())
-                    .map_err(|e| Error::Sandbox(format!("pidfd of ourselves: {e}")))?,
+                    .map_err(|e| Error::os("pidfd of ourselves", e))?,
             ),
             None => None,
         };
@@ -255,7 +255,7 @@ impl Sandbox {
             if let Err(e) = nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID) {
                 child.kill();
                 let _ = child.wait();
-                return Err(Error::Sandbox(format!("restore pid namespace: {e}")));
+                return Err(Error::os("restore pid namespace", e));
             }
         }
         drop(listener);
@@ -553,7 +553,7 @@ impl Mounts {
             });
         }
         let fd = theirs.as_raw_fd();
-        clear_cloexec(fd).map_err(|e| Error::Sandbox(format!("gofer socket: {e}")))?;
+        clear_cloexec(fd).map_err(|e| Error::os("gofer socket", e))?;
         let argv = husk_argv(
             cfg,
             "gofer",

@@ -66,7 +66,7 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
     let own_pidns = match &s.sandbox_pidns {
         Some(ns) => {
             let own = pidfd_open(nix::unistd::getpid())
-                .map_err(|e| Error::Sandbox(format!("pidfd of ourselves: {e}")))?;
+                .map_err(|e| Error::os("pidfd of ourselves", e))?;
             nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
                 .map_err(|e| Error::os("enter the sandbox's pid namespace", e))?;
             Some(own)
@@ -81,8 +81,8 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
     let mask = forward_mask();
     // The stand-in says when it is in place: the pid must be what clients
     // expect the moment its pid file exists.
-    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| Error::Sandbox(format!("pipe: {e}")))?;
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::os("pipe", e))?;
     let forked = crate::sys::process::fork_into(0, None);
     if let Some(own) = &own_pidns {
         if !matches!(forked, Ok(Forked::Child)) {
