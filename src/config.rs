@@ -61,8 +61,9 @@ pub enum OnOff {
 
 #[derive(Debug, Clone, Args, PartialEq, Eq)]
 pub struct Config {
-    /// Directory for container state.
-    #[arg(long, global = true, default_value = "/run/husk", value_name = "DIR")]
+    /// Directory for container state (default: /run/husk for root,
+    /// $XDG_RUNTIME_DIR/husk for anyone else).
+    #[arg(long, global = true, default_value_os_t = default_root(), value_name = "DIR")]
     pub root: PathBuf,
 
     /// Append log lines to this file (default: standard error).
@@ -125,7 +126,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            root: PathBuf::from("/run/husk"),
+            root: default_root(),
             log: None,
             log_format: LogFormat::Text,
             debug: false,
@@ -139,6 +140,29 @@ impl Default for Config {
             userns: Userns::Spec,
             rootless: None,
         }
+    }
+}
+
+/// Whether husk runs without the host's root privileges: as a normal
+/// user, or as root of a user namespace (rootless podman runs its runtime
+/// so).
+pub fn rootless() -> bool {
+    !crate::sys::ids::is_host_root()
+}
+
+/// The state directory when `--root` is not given: `/run/husk` for root,
+/// `$XDG_RUNTIME_DIR/husk` for anyone else (runc's rule), or
+/// `/run/user/<uid>/husk` when that variable is not set.
+pub fn default_root() -> PathBuf {
+    if !rootless() {
+        return PathBuf::from("/run/husk");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("husk"),
+        _ if !nix::unistd::geteuid().is_root() => {
+            PathBuf::from(format!("/run/user/{}/husk", nix::unistd::geteuid()))
+        }
+        _ => PathBuf::from("/run/husk"),
     }
 }
 
@@ -192,7 +216,7 @@ impl Config {
     /// passes the same root to every runtime, and runc reads every entry of
     /// it, so husk keeps nothing there but container directories.
     pub fn seccomp_cache_dir(&self) -> PathBuf {
-        if nix::unistd::geteuid().is_root() {
+        if !rootless() {
             return PathBuf::from("/run/husk-cache");
         }
         match std::env::var_os("XDG_RUNTIME_DIR") {

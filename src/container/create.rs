@@ -70,6 +70,9 @@ impl CreateRequest {
             PodRole::Root => None,
             PodRole::Sub { sandbox_id } => Some(pod_sandbox(cfg, sandbox_id)?),
         };
+        if pod.is_none() && crate::sandbox::unprivileged() {
+            super::check_unprivileged(&spec)?;
+        }
         if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true)
             && opts.console.is_none()
         {
@@ -116,7 +119,10 @@ pub(super) struct Outgoing {
     fds: Vec<RawFd>,
     keep: Vec<OwnedFd>,
     cfds: CreateFds,
-    mounts_fd: RawFd,
+    /// The gofer's socket, or what to ask it once boot runs (an
+    /// unprivileged caller's gofer joins boot's user namespace).
+    mounts_fd: Option<RawFd>,
+    gofer_req: Option<GoferRequest>,
     init_ns: InitNamespaces,
     cgroup: CgroupPath,
     seccomp: Option<crate::seccomp::Prepared>,
@@ -248,13 +254,17 @@ impl<'o> CreateGuard<'o> {
         // In a user namespace (its own or its pod's), devices are bound and
         // the rootfs is ID-mapped.
         let userns = has_new_userns(spec) || state.userns_base.is_some() || joins_userns(spec);
-        let mounts = self.ops.open_mounts(
-            cfg,
-            id,
-            &GoferRequest::for_spec(&req.bundle, spec, userns, cfg.overlay),
-        )?;
-        let mounts_fd = mounts.sandbox_end.as_raw_fd();
-        self.mounts = Some(mounts);
+        let gofer_req = GoferRequest::for_spec(&req.bundle, spec, userns, cfg.overlay);
+        // Otherwise the gofer starts now and opens the rootfs while the
+        // cgroup is made and boot starts.
+        let (mounts_fd, gofer_req) = if crate::sandbox::unprivileged() {
+            (None, Some(gofer_req))
+        } else {
+            let mounts = self.ops.open_mounts(cfg, id, &gofer_req, None)?;
+            let fd = mounts.sandbox_end.as_raw_fd();
+            self.mounts = Some(mounts);
+            (Some(fd), None)
+        };
 
         let baseline = baseline_on(cfg, spec);
         let seccomp = seccomp_plan(cfg, spec, baseline)?;
@@ -278,14 +288,34 @@ impl<'o> CreateGuard<'o> {
         if others > 0 {
             tracing::warn!("container's cgroup is not empty: {others} process(es) found");
         }
+        let rootless = crate::config::rootless();
+        if rootless {
+            super::note_rootless_cgroup(
+                &cgroup,
+                spec.linux()
+                    .as_ref()
+                    .and_then(|l| l.cgroups_path().as_deref()),
+            );
+        }
         if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            self.ops.limit_cgroup(&cgroup, res)?;
+            if rootless {
+                // Device rules take the host's root (the devices controller,
+                // or a BPF program on cgroup2); a rootless container cannot
+                // make device nodes, and the host's that it is given are
+                // guarded by their own permissions.
+                let mut res = res.clone();
+                res.set_devices(None);
+                self.ops.limit_cgroup(&cgroup, &res)?;
+            } else {
+                self.ops.limit_cgroup(&cgroup, res)?;
+            }
         }
         Ok(Outgoing {
             fds: Vec::new(),
             keep: Vec::new(),
             cfds: CreateFds::default(),
             mounts_fd,
+            gofer_req,
             init_ns: InitNamespaces::default(),
             cgroup,
             seccomp,
@@ -366,6 +396,25 @@ impl<'o> CreateGuard<'o> {
         Ok(sandbox)
     }
 
+    /// The gofer of an unprivileged caller, which joins the user namespace
+    /// of `sandbox`'s boot (so it starts once boot exists).
+    pub fn late_gofer(
+        &mut self,
+        cfg: &Config,
+        id: &str,
+        sandbox: &Sandbox,
+        out: &mut Outgoing,
+    ) -> Result<()> {
+        if let Some(req) = out.gofer_req.take() {
+            let mounts = self
+                .ops
+                .open_mounts(cfg, id, &req, Some(sandbox.boot.pid))?;
+            out.mounts_fd = Some(mounts.sandbox_end.as_raw_fd());
+            self.mounts = Some(mounts);
+        }
+        Ok(())
+    }
+
     /// The request to boot, and what it says while it builds the
     /// container (hooks to run, a seccomp listener to serve); returns the
     /// init waiting for `start`.
@@ -382,7 +431,10 @@ impl<'o> CreateGuard<'o> {
         lock: &DirLock,
     ) -> Result<ProcRef> {
         let spec = req.spec;
-        out.cfds.mounts = out.push(out.mounts_fd);
+        let mounts_fd = out
+            .mounts_fd
+            .ok_or_else(|| Error::Sandbox("no mounts for the container".into()))?;
+        out.cfds.mounts = out.push(mounts_fd);
         if hooks::has(spec.hooks().as_ref(), Stage::CreateContainer) {
             let tree = host_tree()?;
             out.cfds.host_root = Some(out.push_owned(tree));
@@ -505,6 +557,9 @@ impl<'o> CreateGuard<'o> {
                 if is_member && init.is_some() {
                     // From here, undoing means asking the pod's boot too.
                     self.member = Some((sandbox.clone(), opts.id.clone()));
+                }
+                if let Some(why) = self.mounts.as_mut().and_then(Mounts::startup_error) {
+                    return Err(Error::Sandbox(format!("start husk gofer: {why}")));
                 }
                 Err(explain_sandbox_death(e, self.sandbox.as_mut()))
             }

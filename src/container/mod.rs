@@ -305,6 +305,7 @@ impl Container {
             protocol: PROTOCOL,
         });
         state.write(lock.fd())?;
+        g.late_gofer(cfg, &opts.id, &sandbox, &mut sent)?;
         let init = g.build(
             cfg,
             &opts,
@@ -1044,6 +1045,47 @@ fn boot_seccomp(cfg: &Config) -> Result<crate::seccomp::Prepared> {
         None,
         &ctx,
     )?)
+}
+
+/// One line on what a rootless container gets of its cgroup: every
+/// hierarchy the user may not write was left out (see cgroups::resolve).
+fn note_rootless_cgroup(cgroup: &CgroupPath, asked: Option<&Path>) {
+    if !cgroup.is_empty() {
+        let dirs: Vec<String> = cgroup
+            .dirs
+            .iter()
+            .map(|d| d.path.display().to_string())
+            .collect();
+        tracing::debug!("rootless: cgroup {}", dirs.join(", "));
+        return;
+    }
+    let why = format!(
+        "uid {} has no cgroup it may write (no delegated cgroup)",
+        nix::unistd::geteuid()
+    );
+    match asked.filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) => tracing::warn!(
+            "rootless: linux.cgroupsPath {}: not used, {why}: the container runs in husk's own cgroup, without limits",
+            p.display()
+        ),
+        None => tracing::debug!(
+            "rootless: no cgroup for the container, {why}: it runs in husk's own cgroup, without limits"
+        ),
+    }
+}
+
+/// What a root container needs when husk runs as a user other than root:
+/// a user namespace of its own, whose maps the user may write (itself, or
+/// through newuidmap/newgidmap). Checked before anything is made.
+fn check_unprivileged(spec: &Spec) -> Result<()> {
+    if !has_new_userns(spec) {
+        return Err(Error::Privilege(format!(
+            "linux.namespaces: running as uid {} (not root), the container needs a user namespace of its own (husk spec --rootless writes one)",
+            nix::unistd::geteuid()
+        )));
+    }
+    let (uid_map, gid_map) = id_maps_of(spec)?;
+    sandbox::idmap::check(&uid_map, &gid_map)
 }
 
 /// The spec's uid_map and gid_map lines for a new user namespace.

@@ -31,8 +31,15 @@ pub(crate) trait Ops {
     fn cgroup_join_fds(&mut self, cg: &CgroupPath) -> Result<Vec<OwnedFd>>;
     /// Kill what is left in the cgroup (`kill`) and remove what we made.
     fn remove_cgroup(&mut self, cg: &CgroupPath, kill: bool) -> Result<()>;
-    /// Start the gofer on `req` (or open the mounts here).
-    fn open_mounts(&mut self, cfg: &Config, id: &str, req: &GoferRequest) -> Result<Mounts>;
+    /// Start the gofer on `req` (or open the mounts here); `userns_of`:
+    /// the boot whose user namespace it joins (an unprivileged caller's).
+    fn open_mounts(
+        &mut self,
+        cfg: &Config,
+        id: &str,
+        req: &GoferRequest,
+        userns_of: Option<i32>,
+    ) -> Result<Mounts>;
     /// Start a sandbox's boot.
     fn launch(
         &mut self,
@@ -97,8 +104,14 @@ impl Ops for Real {
         }
     }
 
-    fn open_mounts(&mut self, cfg: &Config, id: &str, req: &GoferRequest) -> Result<Mounts> {
-        Mounts::open(cfg, id, req)
+    fn open_mounts(
+        &mut self,
+        cfg: &Config,
+        id: &str,
+        req: &GoferRequest,
+        userns_of: Option<i32>,
+    ) -> Result<Mounts> {
+        Mounts::open(cfg, id, req, userns_of)
     }
 
     fn launch(

@@ -102,7 +102,13 @@ impl Ops for Fake {
         Ok(())
     }
 
-    fn open_mounts(&mut self, _cfg: &Config, id: &str, _req: &GoferRequest) -> Result<Mounts> {
+    fn open_mounts(
+        &mut self,
+        _cfg: &Config,
+        id: &str,
+        _req: &GoferRequest,
+        _userns_of: Option<i32>,
+    ) -> Result<Mounts> {
         self.step(format!("open_mounts {id}"))?;
         let (ours, theirs) = UnixStream::pair().unwrap();
         self.gofer_peers.push(ours);

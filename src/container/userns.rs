@@ -55,6 +55,16 @@ pub fn wanted(cfg: &Config, spec: &Spec) -> Result<bool> {
             ns.iter()
                 .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
         });
+    if auto && crate::config::rootless() {
+        let asked = if ann.is_some() {
+            format!("the annotation {ANNOTATION}: auto")
+        } else {
+            "--userns=auto".to_string()
+        };
+        return Err(Error::Privilege(format!(
+            "{asked} needs root: it hands out host ids from {REGISTRY}, which only root may map; as a user, give the spec a user namespace of its own (husk spec --rootless)"
+        )));
+    }
     if !auto || has_user {
         return Ok(false);
     }

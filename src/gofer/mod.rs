@@ -70,7 +70,9 @@ pub fn prepare(req: &GoferRequest) -> Result<PreparedMounts> {
         let owner = nix::sys::stat::fstat(rootfs.as_raw_fd())
             .map(|st| st.st_uid)
             .ok();
-        if owner.is_some() && owner != maps.host_root_uid() {
+        // Rootless, no ID-mapped mount can be made (they take the host's
+        // root): the rootfs is shown as it is, as runc shows it.
+        if owner.is_some() && owner != maps.host_root_uid() && !crate::config::rootless() {
             let ns = userns.get(maps).map_err(|e| {
                 Error::Sandbox(format!(
                     "user namespace for ID-mapped mounts: {}",
@@ -121,6 +123,12 @@ pub fn prepare(req: &GoferRequest) -> Result<PreparedMounts> {
         let maps = IdMaps::from(m.uid_mappings().as_ref(), m.gid_mappings().as_ref())
             .or_else(|| opts.idmap.and(req.userns.clone()));
         if let Some(maps) = maps {
+            if crate::config::rootless() {
+                return Err(Error::Privilege(format!(
+                    "mount {}: an ID-mapped mount (uidMappings/gidMappings, idmap) takes the host's root, which husk does not have here",
+                    m.destination().display()
+                )));
+            }
             let recursive = opts.idmap.unwrap_or(opts.recursive);
             userns
                 .get(&maps)

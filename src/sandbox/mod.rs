@@ -12,10 +12,13 @@ use crate::config::{Config, FileAccess};
 use crate::control::{wire, CreateContainer, ExecProcess, ExitStatus, NsKind, Request, Response};
 use crate::error::{errno_text, Error, Result};
 use crate::sys::process::{clear_cloexec, pidfd_open, pidfd_send_signal, pidfd_wait_exit};
-use crate::sys::spawn::{sealed_self, spawn_husk, ChildProc, Spawn, Stdio};
+use crate::sys::spawn::{
+    sealed_self, self_image, spawn_husk, ChildProc, Exe, SelfImage, Spawn, Stdio,
+};
 use husk_oci::gofer::GoferRequest;
 use husk_oci::state::ProcRef;
 
+pub mod idmap;
 pub mod namespaces;
 pub mod waiter;
 
@@ -76,9 +79,40 @@ fn husk_argv(cfg: &Config, sub: &str, rest: &[&str]) -> Vec<String> {
     v
 }
 
-/// The husk binary as a read-only detached mount (see sys::spawn).
-fn exe() -> Result<OwnedFd> {
-    sealed_self().map_err(|e| Error::os("open husk binary", e))
+/// Whether husk runs as a user other than root (of any user namespace):
+/// then it cannot mount, so boot is born in a user namespace of its own,
+/// the gofer joins it, and each seals its own binary there.
+pub fn unprivileged() -> bool {
+    !nix::unistd::geteuid().is_root()
+}
+
+/// The husk binary for a helper (see sys::spawn).
+enum OwnExe {
+    /// A read-only detached mount made here.
+    Sealed(OwnedFd),
+    /// Made by the helper in its own mount namespace.
+    Image(SelfImage),
+}
+
+impl OwnExe {
+    fn get(&self) -> Exe<'_> {
+        match self {
+            OwnExe::Sealed(fd) => Exe::Sealed(fd),
+            OwnExe::Image(i) => Exe::SealInChild(i),
+        }
+    }
+}
+
+fn exe() -> Result<OwnExe> {
+    if unprivileged() {
+        self_image()
+            .map(OwnExe::Image)
+            .map_err(|e| Error::os("find husk binary", e))
+    } else {
+        sealed_self()
+            .map(OwnExe::Sealed)
+            .map_err(|e| Error::os("open husk binary", e))
+    }
 }
 
 /// Path for connect/bind that fits in sun_path: long state directories are
@@ -235,8 +269,14 @@ impl Sandbox {
             }
             Ok(())
         };
+        if unprivileged() && !new_user {
+            return Err(Error::Privilege(
+                "starting a sandbox as a user other than root takes a user namespace of its own"
+                    .into(),
+            ));
+        }
         let spawned = spawn_husk(
-            &exe()?,
+            exe()?.get(),
             &argv,
             Spawn {
                 keep: &std::iter::once(fd)
@@ -261,7 +301,7 @@ impl Sandbox {
         drop(listener);
         drop(maps_r);
         if let Some((uid_map, gid_map)) = &id_maps {
-            if let Err(e) = write_id_maps(child.id(), uid_map, gid_map) {
+            if let Err(e) = idmap::write(child.id(), uid_map, gid_map) {
                 child.kill();
                 let _ = child.wait();
                 return Err(e);
@@ -497,25 +537,6 @@ fn unexpected(r: Response) -> Error {
     Error::Sandbox(format!("unexpected answer from sandbox: {r:?}"))
 }
 
-/// Write uid_map/gid_map of a process in a new user namespace.
-fn write_id_maps(pid: i32, uid_map: &str, gid_map: &str) -> Result<()> {
-    let write = |file: &str, text: &str, field: &str| -> Result<()> {
-        std::fs::write(format!("/proc/{pid}/{file}"), text).map_err(|e| {
-            Error::Sandbox(format!(
-                "{field}: write {}: {}",
-                text.trim().replace('\n', ", "),
-                errno_text(&e)
-            ))
-        })
-    };
-    write("uid_map", uid_map, "linux.uidMappings")?;
-    // Only a privileged writer may keep setgroups(2) allowed.
-    if !nix::unistd::geteuid().is_root() {
-        let _ = std::fs::write(format!("/proc/{pid}/setgroups"), "deny");
-    }
-    write("gid_map", gid_map, "linux.gidMappings")
-}
-
 /// SIGKILL a recorded process (if it is still that process) and wait for it
 /// to go away.
 pub fn kill_and_wait(p: ProcRef, timeout: Duration) {
@@ -541,8 +562,16 @@ pub struct Mounts {
 
 impl Mounts {
     /// Start the gofer and queue its request (it opens the rootfs while
-    /// boot is still starting), or open everything here.
-    pub fn open(cfg: &Config, id: &str, req: &GoferRequest) -> Result<Mounts> {
+    /// boot is still starting), or open everything here. `userns_of`: a
+    /// process (boot) whose user namespace the gofer joins, with a mount
+    /// namespace of its own there (how an unprivileged caller's gofer gets
+    /// the right to clone mounts).
+    pub fn open(
+        cfg: &Config,
+        id: &str,
+        req: &GoferRequest,
+        userns_of: Option<i32>,
+    ) -> Result<Mounts> {
         let (ours, theirs) = UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
         if cfg.file_access == FileAccess::Direct {
             husk_oci::gofer::send(&ours, crate::gofer::prepare(req))
@@ -559,13 +588,30 @@ impl Mounts {
             "gofer",
             &[&format!("--id={id}"), &format!("--sock-fd={fd}")],
         );
+        let userns = userns_of
+            .map(|pid| {
+                std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(|e| {
+                    Error::Sandbox(format!(
+                        "open the sandbox's user namespace for the gofer: {}",
+                        errno_text(&e)
+                    ))
+                })
+            })
+            .transpose()?;
+        let mut setup = || -> std::result::Result<(), String> {
+            if let Some(ns) = &userns {
+                join_as_root(ns.as_fd())?;
+            }
+            Ok(())
+        };
         let child = spawn_husk(
-            &exe()?,
+            exe()?.get(),
             &argv,
             Spawn {
                 keep: &[fd],
                 stdin: Stdio::Null,
                 stdout: Stdio::Null,
+                setup: Some(&mut setup),
                 ..Default::default()
             },
         )
@@ -597,12 +643,39 @@ impl Mounts {
         }
     }
 
+    /// Why the gofer could not start, if it could not (it has exited).
+    pub fn startup_error(&mut self) -> Option<String> {
+        let g = self.gofer.as_mut()?;
+        if !g.wait_timeout(100) {
+            return None;
+        }
+        g.startup_error()
+    }
+
     pub fn kill(mut self) {
         if let Some(mut g) = self.gofer.take() {
             g.kill();
             let _ = g.wait();
         }
     }
+}
+
+/// Join the user namespace `ns` as its root, with a mount namespace of our
+/// own in it (a child about to exec a husk helper).
+fn join_as_root(ns: std::os::fd::BorrowedFd<'_>) -> std::result::Result<(), String> {
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWUSER).map_err(|e| {
+        format!(
+            "join the sandbox's user namespace: {}",
+            errno_text(&e.into())
+        )
+    })?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("create a mount namespace: {}", errno_text(&e.into())))?;
+    nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+        .map_err(|e| format!("setgid 0 in the sandbox's user namespace: {e}"))?;
+    nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+        .map_err(|e| format!("setuid 0 in the sandbox's user namespace: {e}"))?;
+    Ok(())
 }
 
 /// The deadline helper the CLI uses for bounded loops.

@@ -295,10 +295,16 @@ impl<'a> Planner<'a> {
     /// The directory serving `controller`, or an error naming `field`.
     fn dir(&self, controller: &str, field: &str) -> Result<&'a CgroupDir> {
         self.cg.find(controller).ok_or_else(|| {
-            CgroupError::unsupported(
-                field,
-                format!("the {controller} controller is not available on this host"),
-            )
+            let msg = if husk_sys::ids::is_host_root() {
+                format!("the {controller} controller is not available on this host")
+            } else {
+                // Rootless: only hierarchies the caller may write were kept.
+                format!(
+                    "uid {} has no cgroup with the {controller} controller that it may write (a delegated cgroup); as a user other than root, limits need one",
+                    nix::unistd::geteuid()
+                )
+            };
+            CgroupError::unsupported(field, msg)
         })
     }
 

@@ -157,7 +157,7 @@ impl CgroupDir {
 /// Paths with `..` components are rejected, and so is a path naming a hierarchy root.
 /// Read-only mounted hierarchies are skipped. When the caller is not root, hierarchies in
 /// which the container's directory (or its nearest existing ancestor) is not writable for
-/// it are skipped too, so that rootless callers get only delegated hierarchies; when
+/// it are skipped too (root of a user namespace is not root here), so that rootless callers get only delegated hierarchies; when
 /// nothing is left the result [`is_empty`](CgroupPath::is_empty). For root, touches the
 /// filesystem only to read `/proc/self/mountinfo` (once per process), `/proc/self/cgroup`
 /// (relative paths only) and the owner of `/proc/self`.
@@ -170,19 +170,10 @@ pub fn resolve(spec_path: Option<&Path>, id: &str) -> Result<CgroupPath> {
         None
     };
     let mut cg = build(&layout, &target, self_cgroup.as_deref());
-    if !effective_root() {
+    if !husk_sys::ids::is_host_root() {
         cg.dirs.retain(|d| writable_for_us(&d.path));
     }
     Ok(cg)
-}
-
-/// Whether our effective uid is 0 (procfs gives `/proc/self` the task's effective uid;
-/// this avoids both `unsafe` and nix's `user` feature).
-fn effective_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
 }
 
 /// Whether `path`, or the nearest ancestor that exists, is writable with our effective ids.

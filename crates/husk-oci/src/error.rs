@@ -29,6 +29,11 @@ pub enum Error {
     Sandbox(String),
     #[error("{0}")]
     Invalid(String),
+    /// Something the caller lacks the privilege for (a rootless caller
+    /// without subordinate ids, without a cgroup of its own); the message
+    /// names the privilege.
+    #[error("{0}")]
+    Privilege(String),
     /// An error answer from boot, with its kind.
     #[error("{message}")]
     Remote {
@@ -60,6 +65,7 @@ impl Error {
         match self {
             Error::InvalidId(_) | Error::Spec(_) | Error::Invalid(_) => K::Invalid,
             Error::NotFound(_) => K::NotFound,
+            Error::Privilege(_) => K::Refused,
             Error::Exists(_) => K::Exists,
             Error::BadState { .. } => K::BadState,
             Error::Remote { kind, .. } => *kind,

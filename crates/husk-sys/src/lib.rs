@@ -9,6 +9,7 @@ pub mod bpf;
 pub mod clock;
 pub mod fd;
 pub mod fdpass;
+pub mod ids;
 pub mod memory;
 pub mod mount;
 pub mod process;
