@@ -143,7 +143,9 @@ impl Execed {
 
 /// boot's pidfd, when its pid namespace is not ours: stand-ins go there.
 fn sandbox_pidns(sb: &Sandbox) -> Option<OwnedFd> {
-    if !sb.own_pid_namespace() {
+    // A user other than root cannot enter a pid namespace of the sandbox's
+    // user namespace and come back: its stand-ins stay in ours.
+    if !sb.own_pid_namespace() || sandbox::unprivileged() {
         return None;
     }
     let fd = pidfd_open(Pid::from_raw(sb.boot.pid)).ok()?;
@@ -416,7 +418,7 @@ impl Container {
         let sig = nix::sys::signal::Signal::try_from(signal)
             .map_err(|_| Error::Invalid(format!("unknown signal {signal}")))?;
         if all {
-            if sig == nix::sys::signal::Signal::SIGKILL {
+            if sig == nix::sys::signal::Signal::SIGKILL && !self.state.cgroup.is_empty() {
                 // Everything in the cgroup, husk's own stand-ins and (for
                 // the root container) boot included: they stand for what
                 // dies here.
@@ -559,6 +561,11 @@ impl Container {
         if st == Status::Stopped || st == Status::Creating {
             return Ok(Vec::new());
         }
+        if self.state.cgroup.is_empty() {
+            // Rootless without a cgroup of its own: the processes of the
+            // container's pid namespace.
+            return Ok(self.pid_namespace_processes());
+        }
         let mut pids = self.state.cgroup.pids()?;
         if let Some(sb) = &self.state.sandbox {
             let boot = sb.boot;
@@ -571,6 +578,28 @@ impl Container {
             });
         }
         Ok(pids)
+    }
+
+    /// Every process in the pid namespace of the container's init (when
+    /// that is not ours), found through /proc: what a container without a
+    /// cgroup (rootless) has for a process list.
+    fn pid_namespace_processes(&self) -> Vec<i32> {
+        let Some(init) = self.state.init.filter(|i| i.is_alive()) else {
+            return Vec::new();
+        };
+        let theirs = ns_inode(init.pid, "pid");
+        if theirs.is_none() || theirs == ns_inode(std::process::id() as i32, "pid") {
+            return vec![init.pid];
+        }
+        let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&p| ns_inode(p, "pid") == theirs)
+            .collect();
+        pids.sort_unstable();
+        pids
     }
 
     pub fn pause(&mut self) -> Result<()> {
@@ -965,17 +994,27 @@ fn open_fuse_for(sandbox: &Sandbox) -> std::io::Result<OwnedFd> {
             .and_then(|fd| {
                 crate::sys::fdpass::send_with_fds(child_end.as_fd(), b"f", &[fd.as_raw_fd()])
             });
-        i32::from(r.is_err())
+        // The reason, as the exit code.
+        match r {
+            Ok(()) => 0,
+            Err(e) => e
+                .raw_os_error()
+                .filter(|n| (1..126).contains(n))
+                .unwrap_or(125),
+        }
     })?;
     drop(child_end);
     let mut buf = [0u8; 1];
     let got = crate::sys::fdpass::recv_with_fds(ours.as_fd(), &mut buf);
-    let _ = nix::sys::wait::waitpid(child, None);
+    let status = nix::sys::wait::waitpid(child, None);
     match got {
         Ok((1, mut fds)) if !fds.is_empty() => Ok(fds.remove(0)),
-        Ok(_) => Err(std::io::Error::other(
-            "could not open /dev/fuse in the sandbox's user namespace",
-        )),
+        Ok(_) => Err(match status {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, n)) if (1..125).contains(&n) => {
+                std::io::Error::from_raw_os_error(n)
+            }
+            _ => std::io::Error::other("could not open it in the sandbox's user namespace"),
+        }),
         Err(e) => Err(e),
     }
 }

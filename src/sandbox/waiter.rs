@@ -122,9 +122,14 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
             drop(procs);
             // While our /proc is still the host's.
             crate::sys::memory::trim_idle();
-            let enter = super::STANDIN_NAMESPACES
+            let mut enter = super::STANDIN_NAMESPACES
                 .iter()
                 .fold(0, |f, k| f | k.flag()) as i32;
+            if super::unprivileged() {
+                // The container's namespaces belong to the sandbox's user
+                // namespace: entered first, it gives the right to the rest.
+                enter |= crate::control::NsKind::User.flag() as i32;
+            }
             // Fails only if the process is gone; then the answer is near.
             let _ = nix::sched::setns(
                 target.as_fd(),

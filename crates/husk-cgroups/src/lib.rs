@@ -375,10 +375,15 @@ impl CgroupPath {
         if let Some(d) = self.dirs.iter().find(|d| d.v2) {
             return Ok(Freezer::V2(d.path.clone()));
         }
-        Err(CgroupError::unsupported(
-            "freezer",
-            "neither a v1 freezer hierarchy nor cgroup v2 is available on this host",
-        ))
+        let msg = if husk_sys::ids::is_host_root() {
+            "neither a v1 freezer hierarchy nor cgroup v2 is available on this host".to_string()
+        } else {
+            format!(
+                "uid {} has no cgroup with a freezer that it may write (a delegated cgroup); as a user other than root, pausing needs one",
+                nix::unistd::geteuid()
+            )
+        };
+        Err(CgroupError::unsupported("freezer", msg))
     }
 
     /// Freeze every process. v1: `freezer.state` FROZEN, waiting (1 ms polls, at most 2 s)
