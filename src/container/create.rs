@@ -253,7 +253,10 @@ impl<'o> CreateGuard<'o> {
         let spec = &req.spec;
         // In a user namespace (its own or its pod's), devices are bound and
         // the rootfs is ID-mapped.
-        let userns = has_new_userns(spec) || state.userns_base.is_some() || joins_userns(spec);
+        let userns = has_new_userns(spec)
+            || state.userns_base.is_some()
+            || joins_userns(spec)
+            || !crate::sys::ids::in_initial_userns();
         let gofer_req = GoferRequest::for_spec(&req.bundle, spec, userns, cfg.overlay);
         // Otherwise the gofer starts now and opens the rootfs while the
         // cgroup is made and boot starts.
@@ -446,6 +449,12 @@ impl<'o> CreateGuard<'o> {
                     let i = out.push_owned(fuse);
                     out.cfds.proc_views = Some(husk_oci::control::ProcViewsFds { fuse: i });
                 }
+                // Rootless: /dev/fuse is often root's alone (mode 0600).
+                Err(e) if crate::config::rootless() => tracing::debug!(
+                    "create {}: rootless: no /proc views: /dev/fuse: {}",
+                    opts.id,
+                    errno_text(&e)
+                ),
                 Err(e) => tracing::warn!(
                     "create {}: no /proc views: /dev/fuse: {}",
                     opts.id,

@@ -169,6 +169,9 @@ pub fn plan_root(
     };
     let mut init = InitNamespaces {
         new: vec![NsKind::Mount, NsKind::Cgroup],
+        // Root of a user namespace other than the host's (rootless
+        // podman's) may not make device nodes either.
+        in_user_ns: !crate::sys::ids::in_initial_userns(),
         ..Default::default()
     };
     let list = spec_namespaces(spec, network);
@@ -317,7 +320,8 @@ pub fn plan_member(
     let mine = std::fs::metadata("/proc/self/ns/user")
         .ok()
         .map(|m| (m.dev(), m.ino()));
-    init.in_user_ns = ns_id(boot_pid, NsKind::User) != mine;
+    init.in_user_ns =
+        ns_id(boot_pid, NsKind::User) != mine || !crate::sys::ids::in_initial_userns();
     let list = spec_namespaces(spec, network);
     if !list.iter().any(|(k, _)| *k == NsKind::Mount) {
         return Err(Error::Spec(
