@@ -129,7 +129,10 @@ pub fn refusal(kind: Kind, map: &[Range], subid_text: Option<&str>) -> Option<St
     let total: u64 = map.iter().map(|r| r.size).sum();
     let bad: Vec<&Range> = map
         .iter()
-        .filter(|r| !(r.size == 1 && r.host == own) && !covered(r, &grants))
+        .filter(|r| {
+            let own_id = r.size == 1 && r.host == own;
+            !own_id && !covered(r, &grants)
+        })
         .collect();
     if bad.is_empty() {
         return None;
