@@ -953,3 +953,51 @@ fn rootless_podman_runs_containers_with_husk() {
     // podman's storage is in the user's home, inside the test's directory;
     // its processes go with the user.
 }
+
+#[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
+fn rootless_pod_member() {
+    let env = Env::new("rl-pod");
+    let Some(u) = TestUser::create(&env, "rootless_pod_member") else {
+        return;
+    };
+    let pod = unique("pod");
+    let root = u.bundle(&env, &["sleep", "1000"]);
+    root.edit(|c| c["annotations"] = json!({"io.kubernetes.cri.container-type": "sandbox"}));
+    u.ok(&["run", "-d", "--bundle", &root.arg(), &pod]);
+    // A member shares its pod's user namespace (no entry of its own), with
+    // the spec's default masked paths, which mask files with /dev/null.
+    let m = u.bundle(
+        &env,
+        &["sh", "-c", "id -u; cat /proc/self/uid_map; hostname"],
+    );
+    m.edit(|c| {
+        c["annotations"] = json!({
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.sandbox-id": pod,
+        });
+        let ns: Vec<serde_json::Value> = c["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["type"] != "user" && n["type"] != "uts")
+            .cloned()
+            .collect();
+        c["linux"]["namespaces"] = json!(ns);
+        let l = c["linux"].as_object_mut().unwrap();
+        l.remove("uidMappings");
+        l.remove("gidMappings");
+    });
+    let text = check(
+        &u.husk(&["run", "--bundle", &m.arg(), &unique("mem")]),
+        "member run",
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", &u.uid.to_string(), "1"]
+    );
+    assert_eq!(lines[2], "husk-rootless", "the pod's UTS namespace");
+    u.ok(&["delete", "--force", &pod]);
+}

@@ -256,7 +256,11 @@ impl<'o> CreateGuard<'o> {
         let userns = has_new_userns(spec)
             || state.userns_base.is_some()
             || joins_userns(spec)
-            || !crate::sys::ids::in_initial_userns();
+            || crate::config::rootless()
+            || req
+                .pod
+                .as_ref()
+                .is_some_and(|(sb, _, _)| namespaces::in_other_userns(sb.boot.pid));
         let gofer_req = GoferRequest::for_spec(&req.bundle, spec, userns, cfg.overlay);
         // Otherwise the gofer starts now and opens the rootfs while the
         // cgroup is made and boot starts.

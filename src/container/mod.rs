@@ -166,6 +166,24 @@ fn host_pid(pidfd: &OwnedFd) -> Result<ProcRef> {
 
 /// The root directory, made with the modes husk wants whatever the umask.
 fn make_root_dir(root: &Path) -> Result<()> {
+    make_root_dir_at(root).map_err(|e| match e {
+        Error::Io { what, err }
+            if crate::config::rootless()
+                && matches!(
+                    err.raw_os_error(),
+                    Some(libc::EACCES | libc::EPERM | libc::EROFS)
+                ) =>
+        {
+            Error::Privilege(format!(
+                "{what}: {}; a user other than root keeps state under $XDG_RUNTIME_DIR/husk (set XDG_RUNTIME_DIR to a directory of yours, or pass --root)",
+                errno_text(&err)
+            ))
+        }
+        e => e,
+    })
+}
+
+fn make_root_dir_at(root: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     match std::fs::DirBuilder::new().mode(0o711).create(root) {
         Ok(()) => {
@@ -176,7 +194,7 @@ fn make_root_dir(root: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(root)
                 .with_ctx(|| format!("create root directory {}", root.display()))?;
-            make_root_dir(root)
+            make_root_dir_at(root)
         }
         Err(e) => Err(e).with_ctx(|| format!("create root directory {}", root.display())),
     }

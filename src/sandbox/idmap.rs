@@ -138,6 +138,18 @@ pub fn refusal(kind: Kind, map: &[Range], subid_text: Option<&str>) -> Option<St
         return None;
     }
     let file = kind.sub_file();
+    if grants.is_empty() && total == 1 {
+        return Some(format!(
+            "{}: host {} {} is not user {who}'s own ({own}), and {file} grants user {who} no subordinate {}",
+            kind.field(),
+            match kind {
+                Kind::Uid => "uid",
+                Kind::Gid => "gid",
+            },
+            bad[0].host,
+            kind.noun()
+        ));
+    }
     if grants.is_empty() {
         return Some(format!(
             "{}: no subordinate {} for user {who} in {file}; the spec maps {total} ids (a user may map only its own {} {own} without them)",

@@ -304,6 +304,15 @@ fn ns_id(pid: i32, kind: NsKind) -> Option<(u64, u64)> {
         .map(|m| (m.dev(), m.ino()))
 }
 
+/// Whether process `pid` (a pod's boot) lives in a user namespace other
+/// than ours: its members' device nodes are then bound, not made.
+pub fn in_other_userns(pid: i32) -> bool {
+    let mine = std::fs::metadata("/proc/self/ns/user")
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    ns_id(pid, NsKind::User) != mine
+}
+
 /// Plan a pod member: its init's namespaces, and the descriptors of those
 /// it joins (their indexes in `init.join` refer to this list).
 pub fn plan_member(
