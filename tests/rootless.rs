@@ -507,6 +507,14 @@ fn rootless_refusals_name_the_missing_privilege() {
     }
     b.edit(|c| *c = good.clone());
     let barg = b.arg();
+    let id = unique("direct");
+    let e = u.fails(&["--file-access=direct", "create", "--bundle", &barg, &id]);
+    assert_one_line(&e);
+    assert!(
+        e.contains("--file-access=direct") && e.contains("proxy"),
+        "{e}"
+    );
+    assert!(!u.state_root().join(&id).exists());
     for flags in [["--userns=auto", "create"], ["create", "--userns=auto"]] {
         let id = unique("auto");
         let mut args = flags.to_vec();

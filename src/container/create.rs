@@ -70,8 +70,17 @@ impl CreateRequest {
             PodRole::Root => None,
             PodRole::Sub { sandbox_id } => Some(pod_sandbox(cfg, sandbox_id)?),
         };
-        if pod.is_none() && crate::sandbox::unprivileged() {
-            super::check_unprivileged(&spec)?;
+        if crate::sandbox::unprivileged() {
+            if cfg.file_access == crate::config::FileAccess::Direct {
+                // Cloning mounts takes CAP_SYS_ADMIN over one's mount
+                // namespace; a user has it only in the sandbox's.
+                return Err(Error::Privilege(
+                    "--file-access=direct: husk would open the mounts itself, which takes privilege over the host's mount namespace that a user other than root lacks; use the gofer (--file-access=proxy, the default)".into(),
+                ));
+            }
+            if pod.is_none() {
+                super::check_unprivileged(&spec)?;
+            }
         }
         if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true)
             && opts.console.is_none()
