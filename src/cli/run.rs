@@ -66,6 +66,20 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         },
         None => None,
     };
+    // A pod member's exit is told by its sandbox: the wait is asked for
+    // before start, so a process that is gone at once is not missed (boot
+    // answers a wait on an exited container with its status).
+    let member_wait = if boot.is_none() && !a.detach {
+        match c.wait_conn() {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                let _ = c.delete(true);
+                return Err(e).with_context(ctx);
+            }
+        }
+    } else {
+        None
+    };
     if let Err(e) = c.start() {
         let _ = c.delete(true);
         if let Some(b) = boot.as_mut() {
@@ -97,7 +111,10 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         }
         // A pod member: the sandbox tells us when it exits.
         None => {
-            let conn = c.wait_conn().with_context(ctx)?;
+            let conn = match member_wait {
+                Some(conn) => conn,
+                None => c.wait_conn().with_context(ctx)?,
+            };
             drop(c);
             super::wait_forwarding(master, conn.as_fd(), &mask, forward)?;
             crate::sandbox::read_exit(&conn).map(|s| s.0).unwrap_or(137)
