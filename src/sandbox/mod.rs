@@ -671,10 +671,18 @@ fn join_as_root(ns: std::os::fd::BorrowedFd<'_>) -> std::result::Result<(), Stri
     })?;
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| format!("create a mount namespace: {}", errno_text(&e.into())))?;
-    nix::unistd::setresgid(0.into(), 0.into(), 0.into())
-        .map_err(|e| format!("setgid 0 in the sandbox's user namespace: {e}"))?;
-    nix::unistd::setresuid(0.into(), 0.into(), 0.into())
-        .map_err(|e| format!("setuid 0 in the sandbox's user namespace: {e}"))?;
+    nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(|e| {
+        format!(
+            "setgid 0 in the sandbox's user namespace: {}",
+            errno_text(&e.into())
+        )
+    })?;
+    nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(|e| {
+        format!(
+            "setuid 0 in the sandbox's user namespace: {}",
+            errno_text(&e.into())
+        )
+    })?;
     Ok(())
 }
 
