@@ -326,11 +326,7 @@ pub fn plan_member(
     };
     let mut fds = Vec::new();
     // The pod's user namespace, which the member shares.
-    let mine = std::fs::metadata("/proc/self/ns/user")
-        .ok()
-        .map(|m| (m.dev(), m.ino()));
-    init.in_user_ns =
-        ns_id(boot_pid, NsKind::User) != mine || !crate::sys::ids::in_initial_userns();
+    init.in_user_ns = in_other_userns(boot_pid) || !crate::sys::ids::in_initial_userns();
     let list = spec_namespaces(spec, network);
     if !list.iter().any(|(k, _)| *k == NsKind::Mount) {
         return Err(Error::Spec(
