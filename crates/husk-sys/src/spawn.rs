@@ -48,7 +48,13 @@ pub struct ChildProc {
 
 /// Open a read-only detached mount of the running husk binary.
 pub fn sealed_self() -> io::Result<OwnedFd> {
-    let fd = open_tree(None, Path::new("/proc/self/exe"), OPEN_TREE_CLONE)?;
+    sealed(Path::new("/proc/self/exe"))
+}
+
+/// Open a read-only detached mount of the executable at `path` (for a
+/// program other than husk that starts husk's helpers: the shim).
+pub fn sealed(path: &Path) -> io::Result<OwnedFd> {
+    let fd = open_tree(None, path, OPEN_TREE_CLONE)?;
     mount_setattr(
         fd.as_fd(),
         false,
