@@ -85,7 +85,16 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
         }
     }
     match forked.map_err(|e| Error::Sandbox(format!("fork stand-in: {}", errno_text(&e))))? {
-        Forked::Parent { pid, .. } => Ok(pid.as_raw()),
+        Forked::Parent { pid, .. } => {
+            // In the container's cgroups before anyone reads its pid: a
+            // client loads the cgroup of the pid it is given at once
+            // (containerd's runc shim, for stats and OOM events), and
+            // the child may not have run yet.
+            for fd in &procs {
+                let _ = nix::unistd::write(fd, pid.as_raw().to_string().as_bytes());
+            }
+            Ok(pid.as_raw())
+        }
         Forked::Child => {
             drop(own_pidns);
             drop(s.sandbox_pidns);
