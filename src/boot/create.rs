@@ -280,16 +280,18 @@ impl Boot {
                     c.phase = Phase::Created;
                     c.deadline = None;
                     c.conn = None;
-                    if let Some(conn) = conn {
-                        self.finish_conn(conn, Response::Created);
-                    }
                     if self.root_id.as_deref() == Some(id) {
-                        // The sandbox outlives its creator from now on.
+                        // The sandbox outlives its creator from now on:
+                        // before the creator hears so and may exit, or
+                        // the parent-death signal kills us.
                         let _ = nix::sys::prctl::set_pdeathsig(None);
                         // The container owns our stdio now; hold none of it,
                         // so its readers see end-of-file when the container's
                         // processes exit.
                         crate::sys::process::stdio_to_null();
+                    }
+                    if let Some(conn) = conn {
+                        self.finish_conn(conn, Response::Created);
                     }
                     return;
                 }
