@@ -1,88 +1,118 @@
-//! Task events to containerd, in order, from a queue: an RPC never waits
+//! Task events to containerd, in order, from a queue: a call never waits
 //! for containerd to take an event, and a containerd that restarts gets
-//! the events it missed (the crate's publisher never reconnects; this one
-//! does, with back-off).
+//! the events it missed (the client reconnects, with back-off; an event is
+//! retried in place, so none overtakes another).
+//!
+//! Events are packed by hand (`Any` with the message's full name as
+//! containerd's typeurl reads it): protobuf's reflection, which the
+//! crate's publisher uses for that, builds descriptor tables that would
+//! stay in the shim's memory for good.
 
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use containerd_shim::protos::protobuf::MessageDyn;
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
+use containerd_shim::protos::protobuf::{Message, MessageField};
+use containerd_shim::protos::shim::event::Envelope;
+use containerd_shim::protos::shim::events::ForwardRequest;
+use containerd_shim::protos::shim_async::EventsClient;
 use containerd_shim::protos::ttrpc::context::with_timeout;
-use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::protos::ttrpc::r#async::Client;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-struct Envelope {
+struct Item {
     topic: &'static str,
-    msg: Box<dyn MessageDyn>,
+    event: Any,
 }
 
-/// The sending end of the queue.
+/// The sending end of the queue; usable from any thread.
 pub struct Events {
-    tx: Mutex<Sender<Envelope>>,
+    tx: UnboundedSender<Item>,
 }
 
-/// How often one event is tried before it is given up (about 30 s in all).
-const ATTEMPTS: u32 = 10;
+/// How often one event is tried before it is given up (about 40 s in all).
+const ATTEMPTS: u32 = 12;
+
+/// `m` packed in an `Any` under `package.Name`.
+pub fn pack<M: Message>(package: &str, m: &M) -> Any {
+    Any {
+        type_url: format!("{package}.{}", M::NAME),
+        value: m.write_to_bytes().unwrap_or_default(),
+        ..Default::default()
+    }
+}
 
 impl Events {
-    /// Start the publishing thread.
-    pub fn start(publisher: RemotePublisher, namespace: String) -> std::io::Result<Events> {
-        let (tx, rx) = channel();
-        std::thread::Builder::new()
-            .name("events".into())
-            .stack_size(256 << 10)
-            .spawn(move || publish_all(publisher, &namespace, rx))?;
-        Ok(Events { tx: Mutex::new(tx) })
+    /// Start the publishing task (on the current tokio runtime) for
+    /// containerd's ttrpc socket at `address`.
+    pub fn start(address: String, namespace: String) -> Events {
+        let (tx, rx) = unbounded_channel();
+        tokio::spawn(publish_all(address, namespace, rx));
+        Events { tx }
     }
 
-    /// Queue an event (in the order of the calls).
-    pub fn send(&self, topic: &'static str, msg: impl MessageDyn) {
-        let env = Envelope {
+    /// Queue an event of containerd's `containerd.events` package.
+    pub fn send<M: Message>(&self, topic: &'static str, msg: M) {
+        let item = Item {
             topic,
-            msg: Box::new(msg),
+            event: pack("containerd.events", &msg),
         };
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        if tx.send(env).is_err() {
+        if self.tx.send(item).is_err() {
             log::error!("event {topic} lost: the publisher is gone");
         }
     }
 }
 
-fn publish_all(mut publisher: RemotePublisher, namespace: &str, rx: Receiver<Envelope>) {
-    let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
-    for env in rx {
-        let bytes = match env.msg.write_to_bytes_dyn() {
-            Ok(b) => b,
-            Err(e) => {
-                log::error!("event {}: encode: {e}", env.topic);
-                continue;
-            }
+async fn connect(address: &str) -> Option<EventsClient> {
+    let addr = if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("unix://{address}")
+    };
+    match Client::connect(&addr).await {
+        Ok(c) => Some(EventsClient::new(c)),
+        Err(e) => {
+            log::debug!("connect to {address}: {e}");
+            None
+        }
+    }
+}
+
+async fn publish_all(address: String, namespace: String, mut rx: UnboundedReceiver<Item>) {
+    let mut client = None;
+    while let Some(item) = rx.recv().await {
+        let req = ForwardRequest {
+            envelope: MessageField::some(Envelope {
+                timestamp: MessageField::some(crate::service::now()),
+                namespace: namespace.clone(),
+                topic: item.topic.to_string(),
+                event: MessageField::some(item.event),
+                ..Default::default()
+            }),
+            ..Default::default()
         };
-        let descriptor = env.msg.descriptor_dyn();
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=ATTEMPTS {
-            let msg = match descriptor.parse_from_bytes(&bytes) {
-                Ok(m) => m,
-                Err(_) => break,
-            };
-            match publisher.publish(with_timeout(5_000_000_000), env.topic, namespace, msg) {
-                Ok(()) => {
-                    log::debug!("published {}", env.topic);
-                    break;
-                }
-                Err(e) if attempt == ATTEMPTS => {
-                    log::error!("event {} lost after {attempt} attempts: {e}", env.topic);
-                }
-                Err(e) => {
-                    log::warn!("publish {} (attempt {attempt}): {e}", env.topic);
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                    match RemotePublisher::new(&address) {
-                        Ok(p) => publisher = p,
-                        Err(e) => log::debug!("reconnect to {address}: {e}"),
+            if client.is_none() {
+                client = connect(&address).await;
+            }
+            if let Some(c) = &client {
+                match c.forward(with_timeout(5_000_000_000), &req).await {
+                    Ok(_) => {
+                        log::debug!("published {}", item.topic);
+                        break;
+                    }
+                    Err(e) => {
+                        log::warn!("publish {} (attempt {attempt}): {e}", item.topic);
+                        client = None;
                     }
                 }
             }
+            if attempt == ATTEMPTS {
+                log::error!("event {} lost after {attempt} attempts", item.topic);
+                break;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 }

@@ -1,13 +1,15 @@
 //! `containerd-shim-husk-v2`: husk's containerd shim (runtime type
 //! `io.containerd.husk.v2`), one process per pod talking to the pod's
-//! `husk boot` directly. See `service` for the task API, `worker` for why
-//! a second process does the forking.
+//! `husk boot` directly. `lifecycle` has the binary's three lives
+//! (start, delete, the daemon), `service` the task API, `worker` the
+//! forking half.
 
 #![forbid(unsafe_code)]
 
 mod config;
 mod events;
 mod io;
+mod lifecycle;
 mod logger;
 mod metrics;
 mod monitor;
@@ -20,37 +22,43 @@ const RUNTIME_ID: &str = "io.containerd.husk.v2";
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if let Ok(flags) = containerd_shim::parse(&args[1..]) {
-        if flags.version {
-            println!(
-                "containerd-shim-husk-v2\n  Version: {}\n  Runtime: {RUNTIME_ID}",
-                env!("CARGO_PKG_VERSION")
-            );
-            return;
+    let flags = match containerd_shim::parse(&args[1..]) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{RUNTIME_ID}: {e}");
+            std::process::exit(2);
         }
-        // The daemon: fork the worker while there is still one thread
-        // (the crate starts the server's threads next).
-        if flags.action.is_empty() && !flags.socket.is_empty() {
-            match worker::spawn() {
-                Ok(w) => service::set_worker(w),
+    };
+    if flags.version {
+        println!(
+            "containerd-shim-husk-v2:\n  Version: {}\n  Runtime: {RUNTIME_ID}",
+            env!("CARGO_PKG_VERSION")
+        );
+        return;
+    }
+    if flags.namespace.is_empty() {
+        eprintln!("{RUNTIME_ID}: -namespace is required");
+        std::process::exit(2);
+    }
+    let result = match flags.action.as_str() {
+        "start" => lifecycle::start(&flags),
+        "delete" => lifecycle::delete(&flags),
+        "" if !flags.socket.is_empty() => {
+            // The daemon: fork the worker while there is one thread.
+            let code = match worker::spawn() {
+                Ok(w) => lifecycle::daemon(flags, w),
                 Err(e) => {
                     eprintln!("{RUNTIME_ID}: start the worker: {e}");
-                    std::process::exit(1);
+                    1
                 }
-            }
+            };
+            std::process::exit(code);
         }
+        "" => Err("-socket is required".into()),
+        other => Err(format!("unknown action {other:?}")),
+    };
+    if let Err(e) = result {
+        eprintln!("{RUNTIME_ID}: {e}");
+        std::process::exit(1);
     }
-    containerd_shim::run::<service::HuskShim>(
-        RUNTIME_ID,
-        Some(containerd_shim::Config {
-            // Our logger (see logger.rs).
-            no_setup_logger: true,
-            // The worker reaps what husk starts; the crate's reaper
-            // (waitpid(-1) on SIGCHLD) would steal the status of hooks run
-            // here.
-            no_reaper: true,
-            no_sub_reaper: true,
-            ..Default::default()
-        }),
-    );
 }

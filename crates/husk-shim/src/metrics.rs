@@ -9,10 +9,15 @@ use std::collections::BTreeMap;
 use containerd_shim::protos::cgroups::metrics as v1;
 use containerd_shim::protos::cgroups_v2::metrics as v2;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::{MessageDyn, MessageField};
+use containerd_shim::protos::protobuf::MessageField;
 use husk::cgroups::{CgroupPath, Stats};
 
+use crate::events::pack;
 use crate::monitor::oom_kills;
+
+/// The protobuf packages of containerd's cgroup metrics.
+const V1: &str = "io.containerd.cgroups.v1";
+const V2: &str = "io.containerd.cgroups.v2";
 
 /// The metrics of `cg`, packed as containerd's typeurl reads them.
 pub fn metrics(cg: &CgroupPath, stats: &Stats) -> Result<Any, String> {
@@ -20,17 +25,14 @@ pub fn metrics(cg: &CgroupPath, stats: &Stats) -> Result<Any, String> {
         .dirs
         .iter()
         .find(|d| d.controllers.iter().any(|c| c == "memory"));
-    let msg: Box<dyn MessageDyn> = match memory {
-        Some(d) if d.v2 => Box::new(to_v2(stats, oom_kills(&d.path, true), &d.path)),
-        Some(d) => Box::new(to_v1(stats, oom_kills(&d.path, false))),
-        None if cg.unified_dir().is_some() && cg.dirs.iter().all(|d| d.v2) => Box::new(to_v2(
-            stats,
-            0,
-            cg.unified_dir().unwrap_or(std::path::Path::new("/")),
-        )),
-        None => Box::new(to_v1(stats, 0)),
-    };
-    containerd_shim::util::convert_to_any(msg).map_err(|e| e.to_string())
+    Ok(match memory {
+        Some(d) if d.v2 => pack(V2, &to_v2(stats, oom_kills(&d.path, true), &d.path)),
+        Some(d) => pack(V1, &to_v1(stats, oom_kills(&d.path, false))),
+        None => match cg.unified_dir() {
+            Some(u) if cg.dirs.iter().all(|d| d.v2) => pack(V2, &to_v2(stats, 0, u)),
+            _ => pack(V1, &to_v1(stats, 0)),
+        },
+    })
 }
 
 fn raw(stats: &Stats, key: &str) -> u64 {

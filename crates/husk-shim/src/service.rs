@@ -17,9 +17,9 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use containerd_shim::api::{self, Status};
 use containerd_shim::protos::events::task::{
@@ -30,33 +30,27 @@ use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::MessageField;
 use containerd_shim::protos::shim::oci::ProcessDetails;
 use containerd_shim::protos::topics;
+use containerd_shim::protos::ttrpc::r#async::TtrpcContext;
 use containerd_shim::protos::ttrpc::{self, Code};
-use containerd_shim::publisher::RemotePublisher;
-use containerd_shim::{DeleteResponse, ExitSignal, Flags, StartOpts, TtrpcContext, TtrpcResult};
+use containerd_shim::TtrpcResult;
 use husk::cgroups::CgroupPath;
 use husk::container::Container;
 use husk::control::ErrorKind;
 use husk::error::Error as HuskError;
+use tokio::sync::Notify;
 
 use crate::config::{BundleRecord, ShimConfig};
-use crate::events::Events;
+use crate::events::{pack, Events};
 use crate::io::{Prepared, ProcessIo, Stdio};
 use crate::monitor::{self, Monitor};
 use crate::mount::{unmount_all, RootMount};
 use crate::worker::{self, Worker};
 
 /// Annotations whose value groups containers into one shim.
-const GROUP_ANNOTATIONS: [&str; 2] = [
+pub const GROUP_ANNOTATIONS: [&str; 2] = [
     "io.containerd.husk.v2.group",
     "io.kubernetes.cri.sandbox-id",
 ];
-
-/// The worker, forked by `main` while the process had one thread.
-static WORKER: Mutex<Option<Worker>> = Mutex::new(None);
-
-pub fn set_worker(w: Worker) {
-    *WORKER.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
-}
 
 fn rpc(code: Code, msg: impl Into<String>) -> ttrpc::Error {
     ttrpc::Error::RpcStatus(ttrpc::get_status(code, msg.into()))
@@ -78,7 +72,7 @@ fn husk_err(e: HuskError) -> ttrpc::Error {
     status_of(e.kind(), e.to_string())
 }
 
-fn now() -> Timestamp {
+pub fn now() -> Timestamp {
     containerd_shim::util::timestamp().unwrap_or_default()
 }
 
@@ -171,10 +165,12 @@ impl Task {
 
 struct Inner {
     namespace: String,
-    exit: Arc<ExitSignal>,
-    worker: Option<Worker>,
+    /// The daemon exits when notified.
+    exit: Arc<Notify>,
+    worker: Worker,
     tasks: Mutex<HashMap<String, Task>>,
-    changed: Condvar,
+    /// A process exited or a task went: `Wait` calls look again.
+    changed: Notify,
     events: Events,
     monitor: OnceLock<Monitor>,
     log_file: OnceLock<()>,
@@ -185,153 +181,35 @@ pub struct Service {
     inner: Arc<Inner>,
 }
 
-/// The `containerd_shim::Shim` side: start, delete and the daemon's life.
-pub struct HuskShim {
-    id: String,
-    namespace: String,
-    socket: String,
-    bundle: String,
-    debug: bool,
-    exit: Arc<ExitSignal>,
-}
-
-fn grouping(bundle: &Path) -> Option<String> {
-    let spec: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()?;
-    GROUP_ANNOTATIONS.iter().find_map(|k| {
-        spec["annotations"][k]
-            .as_str()
-            .filter(|v| !v.is_empty())
-            .map(String::from)
-    })
-}
-
-impl containerd_shim::Shim for HuskShim {
-    type T = Service;
-
-    fn new(_runtime_id: &str, flags: &Flags, _config: &mut containerd_shim::Config) -> Self {
-        HuskShim {
-            id: flags.id.clone(),
-            namespace: flags.namespace.clone(),
-            socket: flags.socket.clone(),
-            bundle: flags.bundle.clone(),
-            debug: flags.debug,
-            exit: Arc::new(ExitSignal::default()),
-        }
-    }
-
-    /// `start`: the address of the pod's shim, started if it is not
-    /// running yet.
-    fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
-        let group = grouping(Path::new(".")).unwrap_or_else(|| opts.id.clone());
-        let address = containerd_shim::socket_address(&opts.address, &opts.namespace, &group);
-        let path = address.trim_start_matches("unix://").to_string();
-        match UnixStream::connect(&path) {
-            Ok(_) => {
-                containerd_shim::util::write_address(&address)?;
-                return Ok(address);
-            }
-            // Left behind by a shim that was killed.
-            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-                let _ = std::fs::remove_file(&path);
-            }
-            Err(_) => {}
-        }
-        // One malloc arena: the shim's threads mostly sleep.
-        let (_, address) = containerd_shim::spawn(opts, &group, vec![("MALLOC_ARENA_MAX", "1")])?;
-        containerd_shim::util::write_address(&address)?;
-        Ok(address)
-    }
-
-    /// `delete`: after every task's removal, and for the tasks of a shim
-    /// that died. The daemon may be gone: remove the container (its pod's
-    /// sandbox, for the pod's first container), its cgroups and mounts.
-    fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
-        let bundle = if self.bundle.is_empty() {
-            std::env::current_dir().unwrap_or_default()
-        } else {
-            PathBuf::from(&self.bundle)
-        };
-        let record = BundleRecord::read(&bundle);
-        let (config, ns) = match &record {
-            Some(r) => (r.config.clone(), r.namespace.clone()),
-            None => (ShimConfig::default(), self.namespace.clone()),
-        };
-        let mut pid = 0;
-        if let Ok(cfg) = config.husk_config(&ns) {
-            if let Ok(b) = config.husk_binary() {
-                let _ = husk::sandbox::set_husk_binary(&b);
-            }
-            if let Ok(c) = Container::load(&cfg, &self.id) {
-                pid = c.state.init.map(|p| p.pid).unwrap_or(0) as u32;
-                if let Err(e) = c.delete(true) {
-                    eprintln!("husk shim delete {}: {e}", self.id);
-                }
-            }
-        }
-        if record.is_some_and(|r| r.mounted_rootfs) {
-            if let Err(e) = unmount_all(&bundle.join("rootfs")) {
-                eprintln!("husk shim delete {}: {e}", self.id);
-            }
-        }
-        Ok(DeleteResponse {
-            pid,
-            exit_status: 137,
-            exited_at: MessageField::some(now()),
-            ..Default::default()
-        })
-    }
-
-    fn wait(&mut self) {
-        self.exit.wait();
-        // The crate would remove the socket named in `address` relative
-        // to the working directory, which is no bundle any more.
-        let _ = std::fs::remove_file(self.socket.trim_start_matches("unix://"));
-        log::info!("shim exits");
-        std::process::exit(0);
-    }
-
-    fn create_task_service(&self, publisher: RemotePublisher) -> Service {
-        crate::logger::init(Path::new("."), self.debug);
-        // Hold no bundle: containerd removes them.
-        let _ = std::env::set_current_dir("/");
-        let worker = WORKER.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if worker.is_none() {
-            log::error!("no worker: containers cannot be created");
-        }
-        let events = match Events::start(publisher, self.namespace.clone()) {
-            Ok(e) => e,
-            Err(e) => {
-                log::error!("start the event publisher: {e}");
-                std::process::exit(1);
-            }
-        };
+impl Service {
+    /// The service of a daemon for containerd namespace `namespace`,
+    /// publishing to containerd's ttrpc socket `ttrpc_address`. Runs on a
+    /// tokio runtime (the event publisher is a task of it).
+    pub fn new(
+        namespace: &str,
+        ttrpc_address: &str,
+        worker: Worker,
+        exit: Arc<Notify>,
+    ) -> Result<Service, String> {
         let inner = Arc::new(Inner {
-            namespace: self.namespace.clone(),
-            exit: self.exit.clone(),
+            namespace: namespace.into(),
+            exit,
             worker,
             tasks: Mutex::new(HashMap::new()),
-            changed: Condvar::new(),
-            events,
+            changed: Notify::new(),
+            events: Events::start(ttrpc_address.into(), namespace.into()),
             monitor: OnceLock::new(),
             log_file: OnceLock::new(),
         });
         let weak = Arc::downgrade(&inner);
-        match Monitor::start(move |ev| {
+        let monitor = Monitor::start(move |ev| {
             if let Some(i) = weak.upgrade() {
                 i.on_event(ev);
             }
-        }) {
-            Ok(m) => {
-                let _ = inner.monitor.set(m);
-            }
-            Err(e) => {
-                log::error!("start the monitor: {e}");
-                std::process::exit(1);
-            }
-        }
-        log::info!("shim started for {}", self.id);
-        Service { inner }
+        })
+        .map_err(|e| format!("start the monitor: {e}"))?;
+        let _ = inner.monitor.set(monitor);
+        Ok(Service { inner })
     }
 }
 
@@ -347,9 +225,7 @@ impl Inner {
     }
 
     fn worker(&self) -> TtrpcResult<&Worker> {
-        self.worker
-            .as_ref()
-            .ok_or_else(|| rpc(Code::UNAVAILABLE, "husk shim worker is not running"))
+        Ok(&self.worker)
     }
 
     fn task<'a>(tasks: &'a mut HashMap<String, Task>, id: &str) -> TtrpcResult<&'a mut Task> {
@@ -436,7 +312,7 @@ impl Inner {
                         let p = t.proc(&exec_id).expect("just found");
                         self.publish_exit(&id, &exec_id, p);
                     }
-                    self.changed.notify_all();
+                    self.changed.notify_waiters();
                 }
                 if let Some(cg) = kill_all {
                     let _ = cg.signal_all(nix::sys::signal::Signal::SIGKILL);
@@ -766,7 +642,7 @@ impl Inner {
                 // anyone waiting for it is concerned.
                 p.state = State::Stopped;
                 p.exit = Some((255, now()));
-                self.changed.notify_all();
+                self.changed.notify_waiters();
                 Err(e)
             }
         }
@@ -838,20 +714,16 @@ impl Inner {
         })
     }
 
-    fn wait(&self, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
+    /// The exit of a process, if it has exited.
+    fn exit_of(&self, req: &api::WaitRequest) -> TtrpcResult<Option<api::WaitResponse>> {
         let mut tasks = self.tasks();
-        loop {
-            let t = Self::task(&mut tasks, &req.id)?;
-            let p = t.proc(&req.exec_id)?;
-            if let Some((code, at)) = &p.exit {
-                return Ok(api::WaitResponse {
-                    exit_status: *code,
-                    exited_at: MessageField::some(at.clone()),
-                    ..Default::default()
-                });
-            }
-            tasks = self.changed.wait(tasks).unwrap_or_else(|e| e.into_inner());
-        }
+        let t = Self::task(&mut tasks, &req.id)?;
+        let p = t.proc(&req.exec_id)?;
+        Ok(p.exit.as_ref().map(|(code, at)| api::WaitResponse {
+            exit_status: *code,
+            exited_at: MessageField::some(at.clone()),
+            ..Default::default()
+        }))
     }
 
     fn kill(&self, req: api::KillRequest) -> TtrpcResult<api::Empty> {
@@ -934,7 +806,7 @@ impl Inner {
         let (code, at) = t.init.exit.clone().unwrap_or((137, now()));
         let pid = t.init.pid;
         tasks.remove(&req.id);
-        self.changed.notify_all();
+        self.changed.notify_waiters();
         self.events.send(
             topics::TASK_DELETE_EVENT_TOPIC,
             TaskDelete {
@@ -973,12 +845,13 @@ impl Inner {
         for pid in pids {
             let pid = pid as u32;
             let info = match execs.get(&pid) {
-                Some(exec_id) => containerd_shim::util::convert_to_any(Box::new(ProcessDetails {
-                    exec_id: exec_id.clone(),
-                    ..Default::default()
-                }))
-                .ok()
-                .into(),
+                Some(exec_id) => MessageField::some(pack(
+                    "containerd.runc.v1",
+                    &ProcessDetails {
+                        exec_id: exec_id.clone(),
+                        ..Default::default()
+                    },
+                )),
                 None => MessageField::none(),
             };
             out.processes
@@ -989,6 +862,14 @@ impl Inner {
                 });
         }
         Ok(out)
+    }
+
+    fn pause(&self, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
+        self.set_paused(&req.id, true)
+    }
+
+    fn resume(&self, req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
+        self.set_paused(&req.id, false)
     }
 
     fn set_paused(&self, id: &str, pause: bool) -> TtrpcResult<api::Empty> {
@@ -1095,7 +976,7 @@ impl Inner {
         })
     }
 
-    fn shutdown(&self) -> TtrpcResult<api::Empty> {
+    fn shutdown(&self, _: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
         if !self.tasks().is_empty() {
             // containerd asks after every task's removal; the pod's other
             // containers are still here.
@@ -1103,12 +984,10 @@ impl Inner {
         }
         let exit = self.exit.clone();
         // Answer first, then go.
-        let _ = std::thread::Builder::new()
-            .name("shutdown".into())
-            .spawn(move || {
-                std::thread::sleep(Duration::from_millis(20));
-                exit.signal();
-            });
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            exit.notify_one();
+        });
         Ok(api::Empty::new())
     }
 }
@@ -1127,73 +1006,119 @@ fn own_pid_namespace(spec: &oci_spec::runtime::Spec) -> bool {
         })
 }
 
-/// Every call: note the activity (the shim trims its memory once idle).
-macro_rules! call {
-    ($self:ident, $e:expr) => {{
-        let r = $e;
-        if let Some(m) = $self.inner.monitor.get() {
-            m.poke();
+/// How long each call took goes to the debug log (the pod-start
+/// benchmark reads it); every call counts as activity (the shim trims its
+/// memory once idle).
+fn done<T>(inner: &Inner, name: &str, id: &str, t: Instant, r: &TtrpcResult<T>) {
+    if let Err(e) = r {
+        // Kill of an exited process and the like are routine.
+        if matches!(name, "create" | "start" | "delete" | "exec") {
+            log::warn!("{name} {id}: {e}");
+        } else {
+            log::debug!("{name} {id}: {e}");
         }
-        r
-    }};
+    }
+    log::debug!("rpc {name} {id}: {:.3} ms", t.elapsed().as_secs_f64() * 1e3);
+    if let Some(m) = inner.monitor.get() {
+        m.poke();
+    }
 }
 
-impl containerd_shim::Task for Service {
-    fn state(&self, _: &TtrpcContext, req: api::StateRequest) -> TtrpcResult<api::StateResponse> {
-        call!(self, self.inner.state(req))
+impl Service {
+    /// A call that may block (husk's library, the worker, cgroup files):
+    /// on a helper thread, so the server keeps answering.
+    async fn blocking<R, T>(
+        &self,
+        name: &'static str,
+        id: String,
+        req: R,
+        f: fn(&Inner, R) -> TtrpcResult<T>,
+    ) -> TtrpcResult<T>
+    where
+        R: Send + 'static,
+        T: Send + 'static,
+    {
+        let t = Instant::now();
+        let inner = self.inner.clone();
+        let r = tokio::task::spawn_blocking(move || f(&inner, req))
+            .await
+            .unwrap_or_else(|e| Err(rpc(Code::INTERNAL, format!("{name}: {e}"))));
+        done(&self.inner, name, &id, t, &r);
+        r
     }
 
-    fn create(
+    /// A call that only reads or changes the shim's own records.
+    fn quick<R, T>(
+        &self,
+        name: &'static str,
+        id: String,
+        req: R,
+        f: fn(&Inner, R) -> TtrpcResult<T>,
+    ) -> TtrpcResult<T> {
+        let t = Instant::now();
+        let r = f(&self.inner, req);
+        done(&self.inner, name, &id, t, &r);
+        r
+    }
+}
+
+#[async_trait::async_trait]
+impl containerd_shim::protos::shim_async::Task for Service {
+    async fn state(
+        &self,
+        _: &TtrpcContext,
+        req: api::StateRequest,
+    ) -> TtrpcResult<api::StateResponse> {
+        self.quick("state", req.id.clone(), req, Inner::state)
+    }
+
+    async fn create(
         &self,
         _: &TtrpcContext,
         req: api::CreateTaskRequest,
     ) -> TtrpcResult<api::CreateTaskResponse> {
-        let id = req.id.clone();
-        call!(
-            self,
-            self.inner
-                .create(req)
-                .inspect_err(|e| log::warn!("create {id}: {e}"))
-        )
+        self.blocking("create", req.id.clone(), req, Inner::create)
+            .await
     }
 
-    fn start(&self, _: &TtrpcContext, req: api::StartRequest) -> TtrpcResult<api::StartResponse> {
-        let id = req.id.clone();
-        call!(
-            self,
-            self.inner
-                .start(req)
-                .inspect_err(|e| log::warn!("start {id}: {e}"))
-        )
+    async fn start(
+        &self,
+        _: &TtrpcContext,
+        req: api::StartRequest,
+    ) -> TtrpcResult<api::StartResponse> {
+        self.blocking("start", req.id.clone(), req, Inner::start)
+            .await
     }
 
-    fn delete(
+    async fn delete(
         &self,
         _: &TtrpcContext,
         req: api::DeleteRequest,
     ) -> TtrpcResult<api::DeleteResponse> {
-        let id = req.id.clone();
-        call!(
-            self,
-            self.inner
-                .delete(req)
-                .inspect_err(|e| log::warn!("delete {id}: {e}"))
-        )
+        self.blocking("delete", req.id.clone(), req, Inner::delete)
+            .await
     }
 
-    fn pids(&self, _: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
-        call!(self, self.inner.pids(req))
+    async fn pids(
+        &self,
+        _: &TtrpcContext,
+        req: api::PidsRequest,
+    ) -> TtrpcResult<api::PidsResponse> {
+        self.blocking("pids", req.id.clone(), req, Inner::pids)
+            .await
     }
 
-    fn pause(&self, _: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
-        call!(self, self.inner.set_paused(&req.id, true))
+    async fn pause(&self, _: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
+        self.blocking("pause", req.id.clone(), req, Inner::pause)
+            .await
     }
 
-    fn resume(&self, _: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
-        call!(self, self.inner.set_paused(&req.id, false))
+    async fn resume(&self, _: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
+        self.blocking("resume", req.id.clone(), req, Inner::resume)
+            .await
     }
 
-    fn checkpoint(
+    async fn checkpoint(
         &self,
         _: &TtrpcContext,
         _: api::CheckpointTaskRequest,
@@ -1204,43 +1129,84 @@ impl containerd_shim::Task for Service {
         ))
     }
 
-    fn kill(&self, _: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
-        call!(self, self.inner.kill(req))
+    async fn kill(&self, _: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
+        self.blocking("kill", req.id.clone(), req, Inner::kill)
+            .await
     }
 
-    fn exec(&self, _: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
-        call!(self, self.inner.exec(req))
+    async fn exec(
+        &self,
+        _: &TtrpcContext,
+        req: api::ExecProcessRequest,
+    ) -> TtrpcResult<api::Empty> {
+        self.quick("exec", req.id.clone(), req, Inner::exec)
     }
 
-    fn resize_pty(&self, _: &TtrpcContext, req: api::ResizePtyRequest) -> TtrpcResult<api::Empty> {
-        call!(self, self.inner.resize_pty(req))
+    async fn resize_pty(
+        &self,
+        _: &TtrpcContext,
+        req: api::ResizePtyRequest,
+    ) -> TtrpcResult<api::Empty> {
+        self.quick("resize_pty", req.id.clone(), req, Inner::resize_pty)
     }
 
-    fn close_io(&self, _: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<api::Empty> {
-        call!(self, self.inner.close_io(req))
+    async fn close_io(
+        &self,
+        _: &TtrpcContext,
+        req: api::CloseIORequest,
+    ) -> TtrpcResult<api::Empty> {
+        self.blocking("close_io", req.id.clone(), req, Inner::close_io)
+            .await
     }
 
-    fn update(&self, _: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
-        call!(self, self.inner.update(req))
+    async fn update(
+        &self,
+        _: &TtrpcContext,
+        req: api::UpdateTaskRequest,
+    ) -> TtrpcResult<api::Empty> {
+        self.blocking("update", req.id.clone(), req, Inner::update)
+            .await
     }
 
-    fn wait(&self, _: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
-        call!(self, self.inner.wait(req))
+    async fn wait(
+        &self,
+        _: &TtrpcContext,
+        req: api::WaitRequest,
+    ) -> TtrpcResult<api::WaitResponse> {
+        loop {
+            // Registered before looking, so no exit slips in between.
+            let changed = self.inner.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(r) = self.inner.exit_of(&req)? {
+                return Ok(r);
+            }
+            changed.await;
+        }
     }
 
-    fn stats(&self, _: &TtrpcContext, req: api::StatsRequest) -> TtrpcResult<api::StatsResponse> {
-        call!(self, self.inner.stats(req))
+    async fn stats(
+        &self,
+        _: &TtrpcContext,
+        req: api::StatsRequest,
+    ) -> TtrpcResult<api::StatsResponse> {
+        self.blocking("stats", req.id.clone(), req, Inner::stats)
+            .await
     }
 
-    fn connect(
+    async fn connect(
         &self,
         _: &TtrpcContext,
         req: api::ConnectRequest,
     ) -> TtrpcResult<api::ConnectResponse> {
-        call!(self, self.inner.connect(req))
+        self.quick("connect", req.id.clone(), req, Inner::connect)
     }
 
-    fn shutdown(&self, _: &TtrpcContext, _: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
-        call!(self, self.inner.shutdown())
+    async fn shutdown(
+        &self,
+        _: &TtrpcContext,
+        req: api::ShutdownRequest,
+    ) -> TtrpcResult<api::Empty> {
+        self.quick("shutdown", String::new(), req, Inner::shutdown)
     }
 }

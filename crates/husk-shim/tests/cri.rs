@@ -547,12 +547,22 @@ fn cri_pods_for_each_handler() {
         .build()
         .expect("tokio");
     let rows = rt.block_on(async {
-        let lab =
-            match tokio::time::timeout(Duration::from_secs(120), Lab::start("cri", true)).await {
-                Ok(Ok(l)) => l,
-                Ok(Err(e)) => panic!("the lab did not start: {e}"),
-                Err(_) => panic!("the lab did not start in 120 s"),
-            };
+        let lab = match tokio::time::timeout(
+            Duration::from_secs(120),
+            Lab::start(
+                "cri",
+                LabOptions {
+                    shim_debug: true,
+                    timed: false,
+                },
+            ),
+        )
+        .await
+        {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => panic!("the lab did not start: {e}"),
+            Err(_) => panic!("the lab did not start in 120 s"),
+        };
         let deadline = Instant::now() + LIMIT;
         let mut rows = Vec::new();
         for h in &handlers {

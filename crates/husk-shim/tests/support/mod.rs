@@ -118,8 +118,20 @@ pub async fn call<T>(
     }
 }
 
+/// How to set the lab up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LabOptions {
+    /// husk's shim logs at debug level (with every call's duration).
+    pub shim_debug: bool,
+    /// Every runtime binary, shim `start` and CNI plugin runs under a
+    /// wrapper that records when it ran (`times.log`), for the pod-start
+    /// benchmark's breakdown; needs a C compiler.
+    pub timed: bool,
+}
+
 pub struct Lab {
     pub dir: PathBuf,
+    pub opts: LabOptions,
     /// The top of every pod's cgroup_parent (one directory per hierarchy).
     pub cgroup_top: String,
     pub bridge: String,
@@ -154,13 +166,14 @@ impl Lab {
 
     /// Make the directory, the images, the config; start containerd and
     /// connect. `tag` names the lab (bridge, cgroups).
-    pub async fn start(tag: &str, shim_debug: bool) -> Result<Lab, String> {
+    pub async fn start(tag: &str, opts: LabOptions) -> Result<Lab, String> {
         let id = format!("{tag}{}", std::process::id());
         let dir = std::env::temp_dir().join(format!("husk-{id}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let mut lab = Lab {
             dir,
+            opts,
             cgroup_top: id.clone(),
             bridge: format!("hb{}", std::process::id() % 10_000_000),
             containerd: None,
@@ -169,7 +182,7 @@ impl Lab {
             keep: std::env::var_os("HUSK_CRI_KEEP").is_some(),
             pause_is_busybox: false,
         };
-        lab.configure(shim_debug)?;
+        lab.configure()?;
         lab.pause_is_busybox = build_images(&lab.dir)?;
         lab.start_containerd().await?;
         for tar in ["pause.tar", "busybox.tar"] {
@@ -200,10 +213,49 @@ impl Lab {
         Ok(lab)
     }
 
-    fn configure(&self, shim_debug: bool) -> Result<(), String> {
+    fn configure(&self) -> Result<(), String> {
         let d = self.dir.display();
-        let husk = husk_binary();
-        let runc = which("runc").ok_or("runc is missing")?;
+        let shim_debug = self.opts.shim_debug;
+        let mut husk = husk_binary();
+        let mut runc = which("runc").ok_or("runc is missing")?;
+        let mut cni_bin = PathBuf::from("/usr/lib/cni");
+        // Absent: containerd finds the shims by name on its PATH.
+        let mut husk_shim_path = String::new();
+        let mut runc_shim_path = String::new();
+        if self.opts.timed {
+            let w = self.dir.join("wrap");
+            std::fs::create_dir_all(w.join("cni")).map_err(|e| e.to_string())?;
+            let log = self.dir.join("times.log");
+            let runc_shim =
+                which("containerd-shim-runc-v2").ok_or("containerd-shim-runc-v2 is missing")?;
+            for (name, real, tag) in [
+                ("husk", husk.clone(), "runtime"),
+                ("runc", runc.clone(), "runtime"),
+                ("containerd-shim-husk-v2", PathBuf::from(SHIM), "runtime"),
+                ("containerd-shim-runc-v2", runc_shim, "runtime"),
+                ("cni/bridge", PathBuf::from("/usr/lib/cni/bridge"), "cni"),
+                (
+                    "cni/loopback",
+                    PathBuf::from("/usr/lib/cni/loopback"),
+                    "cni",
+                ),
+            ] {
+                timewrap(&w.join(name), &real, tag, &log)?;
+            }
+            // Called by bridge, which is timed already.
+            let _ = std::os::unix::fs::symlink("/usr/lib/cni/host-local", w.join("cni/host-local"));
+            husk = w.join("husk");
+            runc = w.join("runc");
+            cni_bin = w.join("cni");
+            husk_shim_path = format!(
+                "runtime_path = \"{}\"",
+                w.join("containerd-shim-husk-v2").display()
+            );
+            runc_shim_path = format!(
+                "runtime_path = \"{}\"",
+                w.join("containerd-shim-runc-v2").display()
+            );
+        }
         for sub in ["cni", "root", "state", "logs"] {
             std::fs::create_dir_all(self.dir.join(sub)).map_err(|e| e.to_string())?;
         }
@@ -236,28 +288,32 @@ state = "{d}/state"
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk]
       runtime_type = "io.containerd.husk.v2"
+      {husk_shim_path}
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk.options]
         TypeUrl = "io.containerd.husk.v1.Options"
         ConfigPath = "{d}/husk-shim.toml"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk-runc-shim]
       runtime_type = "io.containerd.runc.v2"
+      {runc_shim_path}
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk-runc-shim.options]
         BinaryName = "{husk}"
         Root = "{d}/husk-runc-root"
         SystemdCgroup = false
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+      {runc_shim_path}
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = "{runc}"
         Root = "{d}/runc-root"
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
+    bin_dir = "{cni_bin}"
     conf_dir = "{d}/cni"
     max_conf_num = 1
 "#,
                 husk = husk.display(),
                 runc = runc.display(),
+                cni_bin = cni_bin.display(),
             ),
         )?;
         // A bridge without gateway or NAT: no iptables rules to undo. The
@@ -760,6 +816,53 @@ int main(void) {
     for (;;) pause();
 }
 "#;
+
+/// A program that runs another and appends when it ran to a log:
+/// `<tag> <start ns> <end ns> <argv...>` (CLOCK_REALTIME).
+const TIMEWRAP_C: &str = r#"
+#include <errno.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+static long long now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+int main(int argc, char **argv) {
+    long long a = now();
+    pid_t p = fork();
+    if (p == 0) { execv(REAL, argv); _exit(127); }
+    int st = 0;
+    while (p > 0 && waitpid(p, &st, 0) < 0 && errno == EINTR) ;
+    long long b = now();
+    FILE *f = fopen(LOG, "a");
+    if (f) {
+        fprintf(f, "%s %lld %lld", TAG, a, b);
+        for (int i = 1; i < argc && i < 4; i++) fprintf(f, " %s", argv[i]);
+        fprintf(f, "\n");
+        fclose(f);
+    }
+    if (p < 0) return 127;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+"#;
+
+fn timewrap(out: &Path, real: &Path, tag: &str, log: &Path) -> Result<(), String> {
+    let src = out.with_extension("c");
+    write(&src, TIMEWRAP_C)?;
+    run(Command::new("gcc")
+        .arg("-O2")
+        .arg(format!("-DREAL=\"{}\"", real.display()))
+        .arg(format!("-DTAG=\"{tag}\""))
+        .arg(format!("-DLOG=\"{}\"", log.display()))
+        .arg("-o")
+        .arg(out)
+        .arg(&src))?;
+    let _ = std::fs::remove_file(&src);
+    Ok(())
+}
 
 fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
