@@ -10,20 +10,19 @@
 //! loader wrote (relocations) are never touched: only mappings of the
 //! executable with no anonymous (copied) pages are dropped.
 
-use std::os::unix::fs::MetadataExt;
-
 extern "C" {
     fn malloc_trim(pad: libc::size_t) -> libc::c_int;
 }
 
 /// Drop the executable's clean code and read-only data from our page
-/// table, and return free heap to the kernel.
+/// table, and return free heap to the kernel. Reads this process's own
+/// procfs: boot's `/proc` shows its root container's pid namespace, where
+/// boot itself has no `self`.
 pub fn trim_idle() {
-    let Ok(exe) = std::fs::metadata("/proc/self/exe") else {
+    let Ok((dev, ino)) = crate::process::own_exe_id() else {
         return;
     };
-    let (dev, ino) = (exe.dev(), exe.ino());
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+    let Ok(smaps) = crate::process::read_proc_self("smaps") else {
         return;
     };
     let mut current: Option<(usize, usize, bool)> = None;
