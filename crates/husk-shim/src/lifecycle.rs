@@ -146,6 +146,7 @@ pub fn delete(flags: &Flags) -> Result<(), String> {
             eprintln!("delete {}: {e}", flags.id);
         }
     }
+    remove_dead_socket(&bundle);
     let resp = DeleteResponse {
         pid,
         exit_status: 137,
@@ -157,6 +158,24 @@ pub fn delete(flags: &Flags) -> Result<(), String> {
     out.write_all(&bytes)
         .and_then(|()| out.flush())
         .map_err(|e| e.to_string())
+}
+
+/// The socket of a shim that was killed stays behind (containerd does not
+/// remove it, nor do its own shims): remove it if nobody listens on it.
+fn remove_dead_socket(bundle: &Path) {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else {
+        return;
+    };
+    let path = address.trim().trim_start_matches("unix://");
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if is_socket {
+        if let Err(e) = UnixStream::connect(path) {
+            if e.raw_os_error() == Some(libc::ECONNREFUSED) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
 }
 
 /// The daemon. `worker` was forked while the process had one thread.

@@ -9,8 +9,10 @@
 //! per-container memory stats; an OOM kill; an exit code; the pod's net,
 //! IPC and UTS namespaces shared and not the host's, a pid namespace per
 //! container (and one for the pod with shareProcessNamespace); stop and
-//! removal with nothing left behind; then 10 pods of 2 containers created
-//! and removed concurrently.
+//! removal; a pod whose shim is SIGKILLed (containerd's cleanup must leave
+//! nothing), a pod whose husk boot is SIGKILLed (every container must be
+//! reported exited); nothing left behind; then 10 pods of 2 containers
+//! created and removed concurrently.
 //!
 //! `HUSK_CRI_HANDLERS=husk,runc` runs only those; `HUSK_CRI_KEEP=1` keeps
 //! the lab's directory.
@@ -421,6 +423,106 @@ async fn scenario(lab: &Lab, handler: &str) -> Outcomes {
         .await
     );
 
+    // containerd's own shim leaves its socket behind when it is killed;
+    // husk's `delete` removes it.
+    if handler == "husk" {
+        check!(
+            out,
+            "shim SIGKILLed: containerd cleans up",
+            async {
+                let cfg = lab.pod_config("crash", false);
+                let cuid = cfg
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.uid.clone())
+                    .unwrap_or_default();
+                uids.push(cuid.clone());
+                let pod = lab.run_pod(handler, &cfg).await?;
+                pods.push(pod.clone());
+                let mut ids = Vec::new();
+                for n in ["one", "two"] {
+                    ids.push(
+                        lab.create_start(
+                            &pod,
+                            &cfg,
+                            lab.container_config(n, &["sleep", "100000"], 0, false),
+                        )
+                        .await?,
+                    );
+                }
+                let marker = if lab.pause_is_busybox {
+                    "sleep"
+                } else {
+                    "pause"
+                };
+                let pause = lab.process_of(&cuid, &pod, marker)?;
+                let shim = ancestor(pause, |comm, _| comm.starts_with("containerd-shim"))
+                    .ok_or("no shim above the pause process")?;
+                kill9(shim);
+                for id in &ids {
+                    lab.wait_state(id, ContainerState::ContainerExited, Duration::from_secs(30))
+                        .await?;
+                }
+                lab.remove_pod(&pod).await?;
+                let left = lab.leftovers(&[cuid], &[pod]);
+                ensure(left.is_empty(), || format!("left: {}", left.join("; ")))?;
+                Ok(String::new())
+            }
+            .await
+        );
+    }
+
+    if handler.starts_with("husk") {
+        check!(
+            out,
+            "boot SIGKILLed: every exit reported",
+            async {
+                let cfg = lab.pod_config("bootkill", false);
+                let buid = cfg
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.uid.clone())
+                    .unwrap_or_default();
+                uids.push(buid.clone());
+                let pod = lab.run_pod(handler, &cfg).await?;
+                pods.push(pod.clone());
+                let mut ids = Vec::new();
+                for n in ["one", "two"] {
+                    ids.push(
+                        lab.create_start(
+                            &pod,
+                            &cfg,
+                            lab.container_config(n, &["sleep", "100000"], 0, false),
+                        )
+                        .await?,
+                    );
+                }
+                let marker = if lab.pause_is_busybox {
+                    "sleep"
+                } else {
+                    "pause"
+                };
+                let pause = lab.process_of(&buid, &pod, marker)?;
+                let boot = ancestor(pause, |_, cmd| cmd.contains(" boot "))
+                    .ok_or("no husk boot above the pause process")?;
+                kill9(boot);
+                for id in &ids {
+                    let s = lab
+                        .wait_state(id, ContainerState::ContainerExited, Duration::from_secs(30))
+                        .await?;
+                    ensure(s.exit_code == 137, || {
+                        format!("{id}: exit {} after its sandbox died", s.exit_code)
+                    })?;
+                }
+                lab.remove_pod(&pod).await?;
+                let left = lab.leftovers(&[buid], &[pod]);
+                ensure(left.is_empty(), || format!("left: {}", left.join("; ")))?;
+                Ok(String::new())
+            }
+            .await
+        );
+    }
+
     check!(out, "nothing left", {
         let left = lab.leftovers(&uids, &pods);
         if left.is_empty() {
@@ -491,6 +593,33 @@ async fn scenario(lab: &Lab, handler: &str) -> Outcomes {
 
     cleanup(lab, &mut out, &pods, &uids).await;
     out
+}
+
+/// The nearest ancestor of `pid` (comm, command line) that `is` says yes to.
+fn ancestor(pid: i32, is: impl Fn(&str, &str) -> bool) -> Option<i32> {
+    let mut p = pid;
+    for _ in 0..16 {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        let ppid: i32 = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
+        if ppid <= 1 {
+            return None;
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{ppid}/comm")).unwrap_or_default();
+        let cmd = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if is(comm.trim_end(), &cmd) {
+            return Some(ppid);
+        }
+        p = ppid;
+    }
+    None
+}
+
+fn kill9(pid: i32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
 
 /// Run futures concurrently on the current task, in order of their results.

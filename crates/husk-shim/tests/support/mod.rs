@@ -219,9 +219,6 @@ impl Lab {
         let mut husk = husk_binary();
         let mut runc = which("runc").ok_or("runc is missing")?;
         let mut cni_bin = PathBuf::from("/usr/lib/cni");
-        // Absent: containerd finds the shims by name on its PATH.
-        let mut husk_shim_path = String::new();
-        let mut runc_shim_path = String::new();
         if self.opts.timed {
             let w = self.dir.join("wrap");
             std::fs::create_dir_all(w.join("cni")).map_err(|e| e.to_string())?;
@@ -244,17 +241,10 @@ impl Lab {
             }
             // Called by bridge, which is timed already.
             let _ = std::os::unix::fs::symlink("/usr/lib/cni/host-local", w.join("cni/host-local"));
+            // The shims' wrappers come first on containerd's PATH.
             husk = w.join("husk");
             runc = w.join("runc");
             cni_bin = w.join("cni");
-            husk_shim_path = format!(
-                "runtime_path = \"{}\"",
-                w.join("containerd-shim-husk-v2").display()
-            );
-            runc_shim_path = format!(
-                "runtime_path = \"{}\"",
-                w.join("containerd-shim-runc-v2").display()
-            );
         }
         for sub in ["cni", "root", "state", "logs"] {
             std::fs::create_dir_all(self.dir.join(sub)).map_err(|e| e.to_string())?;
@@ -288,20 +278,17 @@ state = "{d}/state"
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk]
       runtime_type = "io.containerd.husk.v2"
-      {husk_shim_path}
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk.options]
         TypeUrl = "io.containerd.husk.v1.Options"
         ConfigPath = "{d}/husk-shim.toml"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk-runc-shim]
       runtime_type = "io.containerd.runc.v2"
-      {runc_shim_path}
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.husk-runc-shim.options]
         BinaryName = "{husk}"
         Root = "{d}/husk-runc-root"
         SystemdCgroup = false
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      {runc_shim_path}
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = "{runc}"
         Root = "{d}/runc-root"
@@ -342,10 +329,14 @@ state = "{d}/state"
 
     async fn start_containerd(&mut self) -> Result<(), String> {
         let shim_dir = Path::new(SHIM).parent().ok_or("shim has no directory")?;
-        let path = format!(
+        // containerd looks for containerd-shim-<name>-v2 on its PATH.
+        let mut path = format!(
             "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             shim_dir.display()
         );
+        if self.opts.timed {
+            path = format!("{}:{path}", self.dir.join("wrap").display());
+        }
         let log =
             std::fs::File::create(self.dir.join("containerd.log")).map_err(|e| e.to_string())?;
         let child = Command::new("containerd")
