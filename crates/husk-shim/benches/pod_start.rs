@@ -127,17 +127,43 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// Intervals (ns) of what ran: ("runtime" | "cni", start, end).
-fn intervals(lab: &Lab) -> Vec<(String, i128, i128)> {
+/// What ran, when (ns): (kind "runtime" | "cni", label, start, end).
+/// Labels: "shim start", "create", "start", "other".
+fn intervals(lab: &Lab) -> Vec<(&'static str, &'static str, i128, i128)> {
+    const VERBS: [&str; 12] = [
+        "create", "start", "delete", "kill", "state", "exec", "ps", "pause", "resume", "update",
+        "events", "features",
+    ];
     let mut out = Vec::new();
     let times = std::fs::read_to_string(lab.dir.join("times.log")).unwrap_or_default();
     for l in times.lines() {
         let f: Vec<&str> = l.split(' ').collect();
-        if let (Some(tag), Some(a), Some(b)) = (f.first(), f.get(1), f.get(2)) {
-            if let (Ok(a), Ok(b)) = (a.parse::<i128>(), b.parse::<i128>()) {
-                out.push((tag.to_string(), a, b));
-            }
+        let (Some(tag), Some(a), Some(b), Some(argv0)) = (f.first(), f.get(1), f.get(2), f.get(3))
+        else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (a.parse::<i128>(), b.parse::<i128>()) else {
+            continue;
+        };
+        if *tag == "cni" {
+            out.push(("cni", "cni", a, b));
+            continue;
         }
+        let args = &f[4..];
+        let label = if argv0.ends_with("-v2") {
+            if args.last() == Some(&"start") {
+                "shim start"
+            } else {
+                "other"
+            }
+        } else {
+            match args.iter().find(|a| VERBS.contains(a)) {
+                Some(&"create") => "create",
+                Some(&"start") => "start",
+                _ => "other",
+            }
+        };
+        out.push(("runtime", label, a, b));
     }
     // husk's shim: `time="<rfc3339>" level=debug msg="rpc <name> <id>: <ms> ms"`.
     let log = std::fs::read_to_string(lab.dir.join("husk-shim.log")).unwrap_or_default();
@@ -145,7 +171,8 @@ fn intervals(lab: &Lab) -> Vec<(String, i128, i128)> {
         let Some(msg) = l.split("msg=\"rpc ").nth(1) else {
             continue;
         };
-        if msg.starts_with("wait ") {
+        let name = msg.split(' ').next().unwrap_or("");
+        if name == "wait" {
             continue; // blocks until the process exits
         }
         let Some(time) = l.strip_prefix("time=\"").and_then(|r| r.split('"').next()) else {
@@ -157,13 +184,18 @@ fn intervals(lab: &Lab) -> Vec<(String, i128, i128)> {
         let Some(ms) = msg
             .rsplit(": ")
             .next()
-            .and_then(|m| m.trim_end_matches(" ms\"").split(' ').next())
+            .and_then(|m| m.split(' ').next())
             .and_then(|m| m.parse::<f64>().ok())
         else {
             continue;
         };
         let end = ns_of(end);
-        out.push(("runtime".into(), end - (ms * 1e6) as i128, end));
+        let label = match name {
+            "create" => "create",
+            "start" => "start",
+            _ => "other",
+        };
+        out.push(("runtime", label, end - (ms * 1e6) as i128, end));
     }
     out
 }
@@ -281,39 +313,57 @@ fn main() {
         }
         let runc = hs.iter().position(|h| h == "runc").map(|i| totals[i].0);
         let hrs = hs.iter().position(|h| h == "husk-runc-shim").map(|i| totals[i].0);
-        let rt_iv: Vec<(i128, i128)> = ivs.iter().filter(|i| i.0 == "runtime").map(|i| (i.1, i.2)).collect();
-        let cni_iv: Vec<(i128, i128)> = ivs.iter().filter(|i| i.0 == "cni").map(|i| (i.1, i.2)).collect();
-        let all_iv: Vec<(i128, i128)> = ivs.iter().map(|i| (i.1, i.2)).collect();
+        let pick = |f: &dyn Fn(&str, &str) -> bool| -> Vec<(i128, i128)> {
+            ivs.iter()
+                .filter(|i| f(i.0, i.1))
+                .map(|i| (i.2, i.3))
+                .collect()
+        };
+        let rt_iv = pick(&|k, _| k == "runtime");
+        let cni_iv = pick(&|k, _| k == "cni");
+        let all_iv = pick(&|_, _| true);
+        let parts: Vec<(&str, Vec<(i128, i128)>)> = ["shim start", "create", "start", "other"]
+            .iter()
+            .map(|l| (*l, pick(&|k, x| k == "runtime" && x == *l)))
+            .collect();
         let mut t = String::new();
         t += &format!(
-            "| handler | pod start (median of {}) | min – max | × runc | × husk-runc-shim | timed: total | runtime (shim + {{husk, runc}}) | CNI | containerd (the rest) |\n",
+            "| handler | pod start, median of {} | min – max | × runc | × husk-runc-shim |\n|---|---|---|---|---|\n",
             a.runs
         );
-        t += "|---|---|---|---|---|---|---|---|---|\n";
         for (i, h) in hs.iter().enumerate() {
             let (med, min, max) = totals[i];
-            let (mut tot, mut rtm, mut cni, mut rest) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let ratio = |base: Option<f64>| {
+                base.map(|b| format!("{:.2}×", med / b))
+                    .unwrap_or("-".into())
+            };
+            t += &format!(
+                "| {h} | {med:.0} ms | {min:.0} – {max:.0} ms | {} | {} |\n",
+                ratio(runc),
+                ratio(hrs)
+            );
+        }
+        t += "\nWhere the time goes (timed lab, medians of per-run sums):\n\n";
+        t += "| handler | total | runtime | ↳ shim start | ↳ create ×3 | ↳ start ×3 | ↳ other calls | CNI | containerd (the rest) |\n|---|---|---|---|---|---|---|---|---|\n";
+        for (i, h) in hs.iter().enumerate() {
+            let mut cols: Vec<Vec<f64>> = vec![Vec::new(); 4 + parts.len()];
             for &(x, y) in &timed[i] {
                 let (xa, yb) = (ns_of(x), ns_of(y));
-                let total = (yb - xa) as f64 / 1e6;
-                let r = covered(&rt_iv, xa, yb) as f64 / 1e6;
-                let c = covered(&cni_iv, xa, yb) as f64 / 1e6;
-                let any = covered(&all_iv, xa, yb) as f64 / 1e6;
-                tot.push(total);
-                rtm.push(r);
-                cni.push(c);
-                rest.push(total - any);
+                let ms = |v: i128| v as f64 / 1e6;
+                let total = ms(yb - xa);
+                cols[0].push(total);
+                cols[1].push(ms(covered(&rt_iv, xa, yb)));
+                for (j, (_, iv)) in parts.iter().enumerate() {
+                    cols[2 + j].push(ms(covered(iv, xa, yb)));
+                }
+                cols[2 + parts.len()].push(ms(covered(&cni_iv, xa, yb)));
+                cols[3 + parts.len()].push(total - ms(covered(&all_iv, xa, yb)));
             }
-            let ratio = |base: Option<f64>| base.map(|b| format!("{:.2}×", med / b)).unwrap_or("-".into());
-            t += &format!(
-                "| {h} | {med:.0} ms | {min:.0} – {max:.0} ms | {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |\n",
-                ratio(runc),
-                ratio(hrs),
-                median(&mut tot),
-                median(&mut rtm),
-                median(&mut cni),
-                median(&mut rest),
-            );
+            t += &format!("| {h} |");
+            for c in cols.iter_mut() {
+                t += &format!(" {:.0} ms |", median(c));
+            }
+            t += "\n";
         }
         t += "\n| handler | runtime processes of an idle 2-container pod | PSS | RSS |\n|---|---|---|---|\n";
         for (i, h) in hs.iter().enumerate() {

@@ -169,6 +169,21 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_is_the_default() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\nroot = \"/run/containerd/husk\"")
+            .expect("README has the shim config example");
+        let body = &readme[start + "```toml\n".len()..];
+        let body = &body[..body.find("```").expect("closed")];
+        let c: ShimConfig = toml::from_str(body).unwrap();
+        assert_eq!(
+            c.husk_config("k8s.io").unwrap(),
+            ShimConfig::default().husk_config("k8s.io").unwrap()
+        );
+    }
+
+    #[test]
     fn rejects_unknown_keys_and_values() {
         assert!(toml::from_str::<ShimConfig>("rot = \"/x\"").is_err());
         let c = ShimConfig {

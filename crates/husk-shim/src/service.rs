@@ -1009,8 +1009,19 @@ fn own_pid_namespace(spec: &oci_spec::runtime::Spec) -> bool {
 /// How long each call took goes to the debug log (the pod-start
 /// benchmark reads it); every call counts as activity (the shim trims its
 /// memory once idle).
+/// An error as one line (the status's code and message).
+fn err_text(e: &ttrpc::Error) -> String {
+    match e {
+        ttrpc::Error::RpcStatus(s) => {
+            format!("{:?}: {}", s.code.enum_value_or_default(), s.message)
+        }
+        other => other.to_string(),
+    }
+}
+
 fn done<T>(inner: &Inner, name: &str, id: &str, t: Instant, r: &TtrpcResult<T>) {
     if let Err(e) = r {
+        let e = err_text(e);
         // Kill of an exited process and the like are routine.
         if matches!(name, "create" | "start" | "delete" | "exec") {
             log::warn!("{name} {id}: {e}");

@@ -85,6 +85,9 @@ pub enum Response {
     },
 }
 
+/// How long the worker must have been idle before it trims its memory.
+const TRIM_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The shim's end of the worker.
 pub struct Worker {
     sock: Mutex<UnixStream>,
@@ -145,12 +148,20 @@ fn serve(sock: UnixStream, parent: Pid) -> i32 {
     else {
         return 1;
     };
+    // Memory is given back once requests stop coming (a pod's containers
+    // come one after another: its code stays in until then).
+    let mut trim_at: Option<std::time::Instant> = None;
     loop {
         let mut fds = [
             husk_sys::pollfd(sock.as_raw_fd(), libc::POLLIN),
             husk_sys::pollfd(sigfd.as_raw_fd(), libc::POLLIN),
         ];
-        if husk_sys::poll(&mut fds, -1).is_err() {
+        let timeout = trim_at.map_or(-1, |t| {
+            t.saturating_duration_since(std::time::Instant::now())
+                .as_millis()
+                .clamp(1, 1000) as i32
+        });
+        if husk_sys::poll(&mut fds, timeout).is_err() {
             return 1;
         }
         if fds[1].revents != 0 {
@@ -158,6 +169,10 @@ fn serve(sock: UnixStream, parent: Pid) -> i32 {
             reap();
         }
         if fds[0].revents == 0 {
+            if trim_at.is_some_and(|t| std::time::Instant::now() >= t) {
+                trim_at = None;
+                husk_sys::memory::trim_idle();
+            }
             continue;
         }
         let (req, fds) = match wire::recv::<Request, _>(&sock) {
@@ -180,7 +195,7 @@ fn serve(sock: UnixStream, parent: Pid) -> i32 {
         }
         drop(out);
         reap();
-        husk_sys::memory::trim_idle();
+        trim_at = Some(std::time::Instant::now() + TRIM_AFTER);
     }
 }
 

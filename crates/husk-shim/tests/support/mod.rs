@@ -809,7 +809,7 @@ int main(void) {
 "#;
 
 /// A program that runs another and appends when it ran to a log:
-/// `<tag> <start ns> <end ns> <argv...>` (CLOCK_REALTIME).
+/// `<tag> <start ns> <end ns> <argv0> <args...>` (CLOCK_REALTIME).
 const TIMEWRAP_C: &str = r#"
 #include <errno.h>
 #include <stdio.h>
@@ -830,8 +830,8 @@ int main(int argc, char **argv) {
     long long b = now();
     FILE *f = fopen(LOG, "a");
     if (f) {
-        fprintf(f, "%s %lld %lld", TAG, a, b);
-        for (int i = 1; i < argc && i < 4; i++) fprintf(f, " %s", argv[i]);
+        fprintf(f, "%s %lld %lld %s", TAG, a, b, argv[0]);
+        for (int i = 1; i < argc && i < 24; i++) fprintf(f, " %s", argv[i]);
         fprintf(f, "\n");
         fclose(f);
     }
