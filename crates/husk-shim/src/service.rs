@@ -746,6 +746,12 @@ impl Inner {
                 };
             }
             if t.init.exit.is_some() {
+                // What outlived the init (in a pod's shared pid namespace).
+                if req.all && !t.cgroup.is_empty() {
+                    if let Ok(sig) = nix::sys::signal::Signal::try_from(req.signal as i32) {
+                        let _ = t.cgroup.signal_all(sig);
+                    }
+                }
                 return Err(finished());
             }
             t.husk.clone()

@@ -117,14 +117,24 @@ impl Worker {
     /// One request and its answer (requests are taken one at a time).
     pub fn call(&self, req: &Request, fds: &[RawFd]) -> Result<(Response, Vec<OwnedFd>), String> {
         let sock = self.sock.lock().unwrap_or_else(|e| e.into_inner());
+        let t = std::time::Instant::now();
         wire::send(&*sock, req, fds).map_err(|e| format!("husk shim worker: send: {e}"))?;
-        wire::recv::<Response, _>(&*sock).map_err(|e| {
+        let r = wire::recv::<Response, _>(&*sock).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 "husk shim worker exited".to_string()
             } else {
                 format!("husk shim worker: receive: {e}")
             }
-        })
+        });
+        log::debug!(
+            "worker {}: {:.3} ms",
+            match req {
+                Request::Create(_) => "create",
+                Request::Exec(_) => "exec",
+            },
+            t.elapsed().as_secs_f64() * 1e3
+        );
+        r
     }
 }
 
