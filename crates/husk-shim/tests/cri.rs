@@ -259,6 +259,41 @@ async fn scenario(lab: &Lab, handler: &str) -> Outcomes {
         .await
     );
 
+    check!(
+        out,
+        "UpdateContainerResources",
+        async {
+            let mut rt = lab.rt();
+            let limit: i64 = 200 << 20;
+            call(
+                "UpdateContainerResources",
+                rt.update_container_resources(UpdateContainerResourcesRequest {
+                    container_id: a.clone(),
+                    linux: Some(LinuxContainerResources {
+                        memory_limit_in_bytes: limit,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            )
+            .await?;
+            let rel = format!("{}/{a}", lab.cgroup_parent(uid));
+            let got = cgroup_dirs(&rel)
+                .iter()
+                .find_map(|d| {
+                    ["memory.limit_in_bytes", "memory.max"]
+                        .iter()
+                        .find_map(|f| std::fs::read_to_string(d.join(f)).ok())
+                })
+                .ok_or_else(|| format!("no memory limit file for cgroup {rel}"))?;
+            ensure(got.trim() == limit.to_string(), || {
+                format!("memory limit of A is {}, not {limit}", got.trim())
+            })?;
+            Ok(String::new())
+        }
+        .await
+    );
+
     check!(out, "OOMKilled (32 Mi limit)", async {
         let id = lab
             .create_start(
