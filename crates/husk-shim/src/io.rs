@@ -18,7 +18,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -249,29 +249,25 @@ fn copy_out(master: &OwnedFd, mut out: File) {
 /// A thread copying a fifo into a descriptor until the fifo's writer
 /// closes it, or until stopped.
 struct Copier {
-    stop: Arc<Mutex<Option<EventFd>>>,
+    stop: Arc<EventFd>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Copier {
     fn start(mut from: File, mut to: File) -> io::Result<Copier> {
-        let stop = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
-        let stop = Arc::new(Mutex::new(Some(stop)));
+        let stop = Arc::new(EventFd::from_flags(
+            EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK,
+        )?);
         let s = stop.clone();
         let thread = std::thread::Builder::new()
             .name("stdin".into())
             .stack_size(64 << 10)
             .spawn(move || {
-                let stop_fd = match s.lock() {
-                    Ok(g) => g.as_ref().map(|e| e.as_fd().as_raw_fd()),
-                    Err(_) => None,
-                };
-                let Some(stop_fd) = stop_fd else { return };
                 let mut buf = vec![0u8; 32 << 10];
                 loop {
                     let mut fds = [
                         husk_sys::pollfd(from.as_raw_fd(), libc::POLLIN),
-                        husk_sys::pollfd(stop_fd, libc::POLLIN),
+                        husk_sys::pollfd(s.as_fd().as_raw_fd(), libc::POLLIN),
                     ];
                     if husk_sys::poll(&mut fds, -1).is_err() || fds[1].revents != 0 {
                         break;
@@ -296,12 +292,9 @@ impl Copier {
         })
     }
 
+    /// Stop copying and wait until the process's end is closed.
     fn stop(mut self) {
-        if let Ok(g) = self.stop.lock() {
-            if let Some(e) = g.as_ref() {
-                let _ = e.write(1);
-            }
-        }
+        let _ = self.stop.write(1);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -310,11 +303,7 @@ impl Copier {
 
 impl Drop for Copier {
     fn drop(&mut self) {
-        if let Ok(g) = self.stop.lock() {
-            if let Some(e) = g.as_ref() {
-                let _ = e.write(1);
-            }
-        }
+        let _ = self.stop.write(1);
     }
 }
 

@@ -98,6 +98,7 @@ impl State {
 /// A container's init or an exec'd process.
 struct Proc {
     pid: u32,
+    /// An exec'd process's pidfd (signals go to it).
     pidfd: Option<OwnedFd>,
     state: State,
     exit: Option<(u32, Timestamp)>,
@@ -435,9 +436,11 @@ impl Inner {
             return Err(rpc(Code::INTERNAL, format!("terminal: {e}")));
         }
         let mut tasks = self.tasks();
+        // Signals to the init go through the container layer (which
+        // checks it is still the init); its pidfd is not needed here.
+        drop(pidfd);
         let mut init = Proc::new(stdio.clone());
         init.pid = pid as u32;
-        init.pidfd = Some(pidfd);
         init.io = io;
         if let Err(e) = self.monitor().watch_oom(&req.id, &cgroup) {
             log::warn!("{}: OOM events: {e}", req.id);
