@@ -630,6 +630,254 @@ async fn scenario(lab: &Lab, handler: &str) -> Outcomes {
     out
 }
 
+/// `ctr` (no CRI) with husk's shim: what the kubelet does not use of the
+/// task API — stdin, terminals, Pids, Pause/Resume, Metrics, Checkpoint,
+/// exec with a terminal, and shims grouped by annotation.
+fn ctr_checks(lab: &Lab) -> Outcomes {
+    let mut out: Outcomes = Vec::new();
+    let sock = lab.sock().display().to_string();
+    let cfgpath = lab.dir.join("husk-shim.toml").display().to_string();
+    // A namespace of our own: ctr puts containers in cgroup /<ns>/<id>.
+    let ns = format!("hctr{}", std::process::id());
+    lab.extra_cgroups
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(ns.clone());
+    let ctr = |args: &[&str], stdin: Option<&str>| -> Result<(i32, String), String> {
+        let mut c = std::process::Command::new("ctr");
+        c.args(["--address", &sock, "-n", &ns]).args(args);
+        bounded(c, stdin)
+    };
+    // Under script(1): a terminal for `-t`.
+    let ctr_tty = |args: &str| -> Result<(i32, String), String> {
+        let mut c = std::process::Command::new("script");
+        c.args([
+            "-qec",
+            &format!("ctr --address {sock} -n {ns} {args}"),
+            "/dev/null",
+        ]);
+        bounded(c, None)
+    };
+    let image = lab.dir.join("images/busybox.tar").display().to_string();
+    let imported = ctr(&["images", "import", &image], None)
+        .and_then(|(code, o)| ensure(code == 0, || format!("import: {o}")));
+    if let Err(e) = imported {
+        out.push(("import the image", Err(e)));
+        return out;
+    }
+    let rt = format!("--runtime io.containerd.husk.v2 --runtime-config-path {cfgpath}");
+    let rt: Vec<&str> = rt.split(' ').collect();
+    let id = |p: &str| format!("{p}-{}", std::process::id());
+
+    check!(
+        out,
+        "run: output, exit code",
+        (|| {
+            let mut args = vec!["run", "--rm"];
+            args.extend(&rt);
+            let n = id("exit");
+            args.extend([BUSYBOX_IMAGE, &n, "sh", "-c", "echo out; exit 3"]);
+            let (code, o) = ctr(&args, None)?;
+            ensure(code == 3 && o.contains("out"), || {
+                format!("exit {code}: {o:?}")
+            })?;
+            Ok(String::new())
+        })()
+    );
+    check!(
+        out,
+        "stdin, CloseIO",
+        (|| {
+            let mut args = vec!["run", "--rm"];
+            args.extend(&rt);
+            let n = id("stdin");
+            args.extend([BUSYBOX_IMAGE, &n, "sh", "-c", "cat; echo eof"]);
+            let (code, o) = ctr(&args, Some("from-stdin\n"))?;
+            ensure(
+                code == 0 && o.contains("from-stdin") && o.contains("eof"),
+                || format!("exit {code}: {o:?}"),
+            )?;
+            Ok(String::new())
+        })()
+    );
+    check!(
+        out,
+        "terminal (run -t)",
+        (|| {
+            let n = id("tty");
+            let (code, o) = ctr_tty(&format!(
+                "run --rm -t {} {BUSYBOX_IMAGE} {n} sh -c 'tty; exit 4'",
+                rt.join(" ")
+            ))?;
+            ensure(code == 4 && o.contains("/dev/pts/"), || {
+                format!("exit {code}: {o:?}")
+            })?;
+            Ok(String::new())
+        })()
+    );
+    let d = id("daemon");
+    check!(
+        out,
+        "Pids, Pause/Resume, Metrics, exec, exec -t, Checkpoint",
+        (|| {
+            let mut args = vec!["run", "-d"];
+            args.extend(&rt);
+            args.extend([BUSYBOX_IMAGE, &d, "sleep", "100000"]);
+            ctr(&args, None)?;
+            let state = |want: &str| -> Result<(), String> {
+                let (_, o) = ctr(&["task", "ls"], None)?;
+                let line = o.lines().find(|l| l.starts_with(d.as_str())).unwrap_or("");
+                ensure(line.contains(want), || {
+                    format!("task ls: {line:?}, not {want}")
+                })
+            };
+            state("RUNNING")?;
+            let (_, ps) = ctr(&["task", "ps", &d], None)?;
+            ensure(ps.lines().count() >= 2, || format!("task ps: {ps:?}"))?;
+            ctr(&["task", "pause", &d], None)?;
+            state("PAUSED")?;
+            ctr(&["task", "resume", &d], None)?;
+            state("RUNNING")?;
+            let (_, m) = ctr(&["task", "metrics", &d], None)?;
+            ensure(m.contains("memory") && m.contains("pids"), || {
+                format!("metrics: {m:?}")
+            })?;
+            let (code, o) = ctr(
+                &[
+                    "task",
+                    "exec",
+                    "--exec-id",
+                    "x1",
+                    &d,
+                    "sh",
+                    "-c",
+                    "echo in-exec; exit 5",
+                ],
+                None,
+            )?;
+            ensure(code == 5 && o.contains("in-exec"), || {
+                format!("exec: exit {code}: {o:?}")
+            })?;
+            let (code, o) = ctr_tty(&format!(
+                "task exec -t --exec-id x2 {d} sh -c 'tty; exit 2'"
+            ))?;
+            ensure(code == 2 && o.contains("/dev/pts/"), || {
+                format!("exec -t: exit {code}: {o:?}")
+            })?;
+            let (code, o) = ctr(&["task", "checkpoint", &d], None)?;
+            ensure(code != 0 && o.contains("not supported"), || {
+                format!("checkpoint: exit {code}: {o:?}")
+            })?;
+            ctr(&["task", "kill", "-s", "KILL", &d], None)?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while state("STOPPED").is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            state("STOPPED")?;
+            Ok(String::new())
+        })()
+    );
+    let _ = ctr(&["task", "rm", "-f", &d], None);
+    let _ = ctr(&["container", "rm", &d], None);
+    let (g1, g2) = (id("grouped1"), id("grouped2"));
+    check!(
+        out,
+        "one shim for a group",
+        (|| {
+            let group = format!("io.containerd.husk.v2.group=g-{}", std::process::id());
+            for n in [&g1, &g2] {
+                let mut args = vec!["run", "-d", "--annotation", &group];
+                args.extend(&rt);
+                args.extend([BUSYBOX_IMAGE, n.as_str(), "sleep", "100000"]);
+                ctr(&args, None)?;
+            }
+            let shims = pids()
+                .into_iter()
+                .filter(|p| {
+                    let comm =
+                        std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+                    let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                    comm.trim_end() == "containerd-shim"
+                        && String::from_utf8_lossy(&cmd).contains(&sock)
+                        && String::from_utf8_lossy(&cmd).contains(&format!("-namespace\0{ns}\0"))
+                })
+                .count();
+            ensure(shims == 1, || {
+                format!("{shims} shim processes for the group")
+            })?;
+            Ok(String::new())
+        })()
+    );
+    for n in [&g1, &g2] {
+        let _ = ctr(&["task", "kill", "-s", "KILL", n], None);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for n in [&g1, &g2] {
+        let _ = ctr(&["task", "rm", "-f", n], None);
+        let _ = ctr(&["container", "rm", n], None);
+    }
+    check!(out, "nothing left", {
+        let mut left = lab.leftovers(&[], &[]);
+        for top in cgroup_dirs(&ns) {
+            if let Ok(rd) = std::fs::read_dir(&top) {
+                for e in rd.flatten().filter(|e| e.path().is_dir()) {
+                    left.push(format!("cgroup {}", e.path().display()));
+                }
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(lab.dir.join("husk-state").join(&ns)) {
+            for e in rd.flatten() {
+                left.push(format!("husk state {}", e.file_name().to_string_lossy()));
+            }
+        }
+        if left.is_empty() {
+            Ok(String::new())
+        } else {
+            Err(left.join("; "))
+        }
+    });
+    out
+}
+
+/// Run a command (30 s at most); its exit code and output (both streams).
+fn bounded(mut c: std::process::Command, stdin: Option<&str>) -> Result<(i32, String), String> {
+    use std::io::Write as _;
+    c.stdin(if stdin.is_some() {
+        std::process::Stdio::piped()
+    } else {
+        std::process::Stdio::null()
+    })
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().map_err(|e| format!("{c:?}: {e}"))?;
+    if let (Some(text), Some(mut i)) = (stdin, child.stdin.take()) {
+        let _ = i.write_all(text.as_bytes());
+    }
+    let pid = child.id() as i32;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    let guard = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !d.load(std::sync::atomic::Ordering::SeqCst) {
+            if Instant::now() > deadline {
+                kill9(pid);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let o = child.wait_with_output().map_err(|e| e.to_string());
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = guard.join();
+    let o = o?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Ok((o.status.code().unwrap_or(-1), text))
+}
+
 /// The nearest ancestor of `pid` (comm, command line) that `is` says yes to.
 fn ancestor(pid: i32, is: impl Fn(&str, &str) -> bool) -> Option<i32> {
     let mut p = pid;
@@ -741,6 +989,15 @@ fn cri_pods_for_each_handler() {
                 r.iter().filter(|(_, r)| r.is_err()).count()
             ));
             rows.push((h.clone(), r));
+        }
+        if handlers.iter().any(|h| h == "husk") {
+            let r = ctr_checks(&lab);
+            say(&format!(
+                "husk (ctr): {} checks, {} failed",
+                r.len(),
+                r.iter().filter(|(_, r)| r.is_err()).count()
+            ));
+            rows.push(("husk (ctr)".into(), r));
         }
         rows
     });

@@ -139,6 +139,9 @@ pub struct Lab {
     pub channel: Option<Channel>,
     /// Every sandbox made, for cleanup (their shim sockets).
     pub sandboxes: std::sync::Mutex<Vec<String>>,
+    /// Other cgroup parents to remove (`ctr` puts containers in
+    /// /<namespace>/<id>).
+    pub extra_cgroups: std::sync::Mutex<Vec<String>>,
     pub keep: bool,
     pub pause_is_busybox: bool,
 }
@@ -179,6 +182,7 @@ impl Lab {
             containerd: None,
             channel: None,
             sandboxes: Default::default(),
+            extra_cgroups: Default::default(),
             keep: std::env::var_os("HUSK_CRI_KEEP").is_some(),
             pause_is_busybox: false,
         };
@@ -1033,8 +1037,18 @@ impl Drop for Lab {
         }
         // Deepest cgroup directories first, in every hierarchy.
         let mut cgs = Vec::new();
-        for top in cgroup_dirs(&self.cgroup_top) {
-            collect_dirs(&top, &mut cgs);
+        let mut tops = vec![self.cgroup_top.clone()];
+        tops.extend(
+            self.extra_cgroups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        for t in &tops {
+            for top in cgroup_dirs(t) {
+                collect_dirs(&top, &mut cgs);
+            }
         }
         cgs.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
         for _ in 0..20 {
