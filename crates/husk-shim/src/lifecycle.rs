@@ -225,6 +225,8 @@ async fn serve(flags: Flags, worker: Worker) -> Result<(), String> {
         }
         Err(e) => return Err(format!("bind {path}: {e}")),
     };
+    // Only containerd (root) talks to us.
+    let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600));
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
     let exit = Arc::new(tokio::sync::Notify::new());
     let service = Service::new(&flags.namespace, &ttrpc_address, worker, exit.clone())?;

@@ -595,6 +595,11 @@ state = "{d}/state"
         .await
         {
             for sb in list.items {
+                // Its shim's socket is removed at the end, whatever happens.
+                self.sandboxes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(sb.id.clone());
                 if let Err(e) = self.remove_pod(&sb.id).await {
                     say(&format!("cleanup of pod {}: {e}", sb.id));
                 }
