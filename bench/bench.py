@@ -377,7 +377,7 @@ class Bundles:
         with open(os.path.join(base, "config.json")) as f:
             self.spec = json.load(f)
 
-    def make(self, name, args, cgroup, seccomp=False):
+    def make(self, name, args, cgroup, seccomp=False, seccomp_json=None, caps=None, annotations=None):
         spec = json.loads(json.dumps(self.spec))
         spec["root"] = {"path": self.rootfs, "readonly": True}
         spec["process"]["args"] = list(args)
@@ -385,13 +385,154 @@ class Bundles:
         spec["linux"]["cgroupsPath"] = cg_path(cgroup)
         if seccomp:
             spec["linux"]["seccomp"] = seccomp_profile.profile()
+        elif seccomp_json is not None:
+            spec["linux"]["seccomp"] = seccomp_json
         else:
             spec["linux"].pop("seccomp", None)
+        if caps is not None:
+            for s in ("bounding", "effective", "permitted"):
+                spec["process"]["capabilities"][s] = list(caps)
+        if annotations:
+            spec["annotations"] = dict(annotations)
         d = os.path.join(self.dir, name)
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(spec, f, indent=1)
         return d
+
+
+# --------------------------------------------------------------------------
+# section 9: reachability
+
+
+# issue 15: at most this many x86_64 system calls reachable under husk's default profile
+REACH_TARGET = 260
+
+# the capabilities Docker gives a container by default
+DOCKER_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+               "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+               "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+
+
+def parse_reach(path):
+    with open(path) as f:
+        text = f.read()
+    for line in text.splitlines():
+        if line.startswith("reachable="):
+            kv = dict(p.split("=", 1) for p in line.split())
+            r = {k: int(v) for k, v in kv.items() if k != "insns"}
+            r["insns"] = kv["insns"]
+            return r
+    raise BenchError("reach printed no result: %r" % text[-200:])
+
+
+class DockerProfile:
+    """Docker's own default profile, as Docker hands it to its runtime: a
+    private dockerd (its own data and exec roots and socket, no bridge, no
+    iptables) runs one busybox `sleep` container with runc; its filters are
+    read with bench/reach.c, and the config.json Docker wrote gives the
+    profile and capabilities the other rows reuse. With --docker-config, a
+    config.json Docker wrote earlier is used instead (no dockerd)."""
+
+    def __init__(self, work, rootfs, reach, config=None):
+        self.dir = os.path.join(work, "docker")
+        self.rootfs = rootfs
+        self.reach = reach
+        self.config = config
+        self.profile = None
+        self.caps = None
+        self.measured = None
+        self.version = ""
+        self.why = ""
+        self.daemon = None
+
+    def source(self):
+        if self.config and self.profile:
+            return "from `%s` (a config.json Docker wrote)." % self.config
+        if self.profile:
+            return "read from the config.json a private Docker %s wrote for its container." % self.version
+        return "not available (%s): its rows are left out." % (self.why or "no Docker here")
+
+    def client(self, *args, out=None, timeout=60):
+        argv = ["/usr/bin/docker", "-H", "unix://%s/docker.sock" % self.dir] + list(args)
+        env = dict(os.environ, DOCKER_CONFIG=os.path.join(self.dir, "client"))
+        env.pop("DOCKER_HOST", None)
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise BenchError("docker %s: %s" % (" ".join(args), e))
+        if p.returncode != 0:
+            raise BenchError("docker %s: %s" % (" ".join(args), p.stderr.strip()[-300:]))
+        return p.stdout.strip()
+
+    def get(self):
+        if self.config:
+            with open(self.config) as f:
+                c = json.load(f)
+            self.take(c)
+            return
+        if not (os.path.exists("/usr/sbin/dockerd") and os.path.exists("/usr/bin/docker")):
+            raise BenchError("no /usr/sbin/dockerd and /usr/bin/docker")
+        os.makedirs(os.path.join(self.dir, "client"), exist_ok=True)
+        with open(os.path.join(self.dir, "daemon.json"), "w") as f:
+            json.dump({}, f)
+        log = open(os.path.join(self.dir, "dockerd.log"), "w")
+        argv = ["/usr/sbin/dockerd", "--data-root", self.dir + "/data", "--exec-root", self.dir + "/exec",
+                "-H", "unix://%s/docker.sock" % self.dir, "--pidfile", self.dir + "/docker.pid",
+                "--config-file", self.dir + "/daemon.json", "--bridge", "none", "--iptables=false",
+                "--ip6tables=false", "--ip-masq=false", "--containerd-namespace", "husk-bench",
+                "--containerd-plugins-namespace", "husk-bench-plugins"]
+        self.daemon = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                       env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        deadline = time.time() + 40
+        while True:
+            if self.daemon.poll() is not None:
+                raise BenchError("dockerd exited: see %s/dockerd.log" % self.dir)
+            try:
+                self.version = self.client("version", "--format", "{{.Server.Version}}", timeout=10)
+                break
+            except BenchError:
+                if time.time() > deadline:
+                    raise BenchError("dockerd did not come up")
+                time.sleep(0.3)
+        tar = os.path.join(self.dir, "rootfs.tar")
+        subprocess.run(["tar", "-C", self.rootfs, "-cf", tar, "."], check=True)
+        self.client("import", tar, "husk-bench-busybox:reach", timeout=120)
+        cid = self.client("run", "-d", "--network", "none", "--name", "reach",
+                          "husk-bench-busybox:reach", "sleep", "1000", timeout=120)
+        pid = self.client("inspect", "-f", "{{.State.Pid}}", cid)
+        out = os.path.join(self.dir, "reach.out")
+        with open(out, "w") as f:
+            subprocess.run([self.reach, pid], stdout=f, check=True, timeout=120)
+        self.measured = parse_reach(out)
+        found = None
+        for top in (self.dir + "/exec", "/run/containerd"):
+            for root, _dirs, files in os.walk(top):
+                if os.path.basename(root) == cid and "config.json" in files:
+                    found = os.path.join(root, "config.json")
+        if not found:
+            raise BenchError("no config.json for container %s" % cid[:12])
+        with open(found) as f:
+            self.take(json.load(f))
+
+    def take(self, c):
+        self.profile = c["linux"]["seccomp"]
+        self.caps = c["process"]["capabilities"]["bounding"]
+
+    def stop(self):
+        if not self.daemon:
+            return
+        try:
+            self.client("rm", "-f", "reach", timeout=60)
+        except BenchError:
+            pass
+        self.daemon.terminate()
+        try:
+            self.daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            self.daemon.wait()
+        # its containerd and shims go with the work directory in cleanup (their argv names it)
 
 
 # --------------------------------------------------------------------------
@@ -836,7 +977,8 @@ class Bench:
                        "from other tenants only ever adds time, so the minimum is the steadiest estimate of "
                        "the cost itself. "
                        "*no filter*: "
-                       "the spec as `husk spec` writes it (no `linux.seccomp`); *profile*: a docker-like "
+                       "the spec as `husk spec` writes it (no `linux.seccomp`): runc, crun and runsc load no "
+                       "filter then, husk loads its own default profile (docs/security.md); *profile*: a docker-like "
                        "allowlist (bench/seccomp_profile.py, %d syscalls allowed, `SCMP_ACT_ERRNO` otherwise; "
                        "runsc gets `--oci-seccomp`). `Seccomp:` is the field of `/proc/self/status` the probe "
                        "saw (0 none, 2 filter) without / with the profile. *native* runs the probe on the host, "
@@ -844,7 +986,7 @@ class Bench:
                        "(ptrace platform: every syscall is a ptrace stop).\n"
                        % (reps, len(set(seccomp_profile.ALLOWED))))
         rows += [[name, "failed", msg] + [""] * 8 for name, msg in fails.items()]
-        self.md.append(table(["runtime", "getppid ns", "× runc", "open+close ns", "× runc",
+        self.md.append(table(["runtime", "getppid ns (no `linux.seccomp`)", "× runc", "open+close ns", "× runc",
                               "getppid ns (profile)", "× runc", "open+close ns (profile)", "× runc",
                               "Seccomp:", "iterations"], rows))
 
@@ -1001,6 +1143,83 @@ class Bench:
             self.md.append("\n%s: making the %d stopped containers took %.1f s, deleting them %.1f s."
                            % (name, r["stopped"], r["fill_s"], r["delete_all_s"]))
 
+    # ---- 9. reachable system calls ---------------------------------------------------
+
+    def reach_of(self, rt, name, bundle):
+        """Start `bundle` (a `sleep`), read its filter chain with bench/reach.c, delete it."""
+        cid = "reach-" + name
+        self.create(rt, cid, bundle)
+        self.start(rt, cid)
+        out = os.path.join(self.work, "reach.out")
+        self.proc.run(rt.cmd("state", cid), out=out)
+        with open(out) as f:
+            pid = json.load(f)["pid"]
+        self.proc.run([self.a.reach, str(pid)], out=out, timeout=120)
+        self.destroy(rt, cid, self.live.get((rt, cid)))
+        return parse_reach(out)
+
+    def bench_reach(self):
+        if not self.a.reach:
+            self.md.append("bench/reach.c was not built: skipped.\n")
+            return
+        docker = DockerProfile(self.work, self.bundles.rootfs, self.a.reach, self.a.docker_config)
+        try:
+            docker.get()
+        except BenchError as e:
+            docker.why = short_err(e, 300)
+        finally:
+            docker.stop()
+        husk, runc = self.by_key.get("husk"), self.by_key.get("runc")
+        rows, res = [], {}
+
+        def measure(key, label, rt, note="", **kw):
+            if rt not in self.rts:
+                return
+            b = self.bundles.make("reach-" + key, ["sleep", "1000"], rt.key + "-reach", **kw)
+            try:
+                r = self.reach_of(rt, key, b)
+            except BenchError as e:
+                rows.append([label, "failed", short_err(e), "", ""])
+                return
+            res[key] = r
+            rows.append([label, "**%d**" % r["reachable"] if key == "husk-default" else str(r["reachable"]),
+                         "%d (%s)" % (r["filters"], r["insns"]) if r["filters"] else "0",
+                         "%d / %d" % (r["denied_eperm"], r["denied_enosys"]), note])
+
+        off = {"dev.husk.seccomp-baseline": "off"}
+        measure("runc", "runc, `runc spec` (no profile)", runc)
+        if docker.measured:
+            r = docker.measured
+            res["docker"] = r
+            rows.append(["Docker %s (`docker run`, runc), its default profile" % docker.version,
+                         str(r["reachable"]), "%d (%s)" % (r["filters"], r["insns"]),
+                         "%d / %d" % (r["denied_eperm"], r["denied_enosys"]), "measured in Docker itself"])
+        if docker.profile:
+            measure("runc-docker", "runc, Docker's profile and capabilities", runc,
+                    seccomp_json=docker.profile, caps=docker.caps)
+        measure("husk-off", "husk, no profile, `dev.husk.seccomp-baseline: off`", husk, annotations=off)
+        measure("husk-baseline", "husk, baseline only (spec profile allowing all)", husk,
+                "what a spec without a profile got before the default profile",
+                seccomp_json={"defaultAction": "SCMP_ACT_ALLOW"})
+        if docker.profile:
+            measure("husk-docker", "husk, Docker's profile and capabilities + baseline", husk,
+                    seccomp_json=docker.profile, caps=docker.caps)
+        measure("husk-default", "husk, no profile: default profile, `husk spec`'s capabilities", husk,
+                "target: at most %d" % REACH_TARGET)
+        measure("husk-default-docker-caps", "husk, no profile: default profile, Docker's capabilities", husk,
+                caps=DOCKER_CAPS)
+        self.results["reach"] = res
+        impl = next((r["implemented"] for r in res.values()), None)
+        self.md.append("`bench/reach.c` reads the filter chain of a running busybox `sleep` container with "
+                       "`PTRACE_SECCOMP_GET_FILTER`, evaluates each filter for every x86_64 number 0–550 "
+                       "(arguments unknown, so argument-filtered calls count if any value gets through) and "
+                       "combines them as the kernel does. *Reachable*: implemented by this kernel (%s numbers, "
+                       "found by calling each with zero arguments in an isolated child) and let through by "
+                       "every filter. *Refused* counts EPERM / ENOSYS verdicts for zero arguments. "
+                       "Docker's profile: %s\n" % (impl, docker.source()))
+        self.md.append(table(["runtime and profile", "reachable", "filters (instructions)", "refused EPERM / ENOSYS",
+                              "notes"], rows))
+
     # ---- targets ---------------------------------------------------------------------------
 
     def targets(self):
@@ -1041,6 +1260,19 @@ class Bench:
                         h, r, 100 * (h / r - 1), hs, rs,
                         " — husk applied no filter, so this does not count yet" if hs != rs else ""),
                     h <= r * 1.05 if hs == rs else None)
+        if "husk" in sc and "runc" in sc and "none" in sc["husk"]:
+            for k, label in (("getppid_ns", "getppid"), ("open_close_ns", "open+close")):
+                h, r = sc["husk"]["none"][k], sc["runc"]["default"][k]
+                add("%s: husk's default profile (no `linux.seccomp`) within 5%% of runc with the docker-like "
+                    "profile" % label, "husk %.0f ns, runc %.0f ns (%+.1f%%)" % (h, r, 100 * (h / r - 1)),
+                    h <= r * 1.05)
+        reach = R.get("reach", {})
+        if "husk-default" in reach:
+            n = reach["husk-default"]["reachable"]
+            add("reachable system calls, husk's default profile ≤ %d" % REACH_TARGET, str(n), n <= REACH_TARGET)
+        if "husk-docker" in reach and "runc-docker" in reach:
+            h, r = reach["husk-docker"]["reachable"], reach["runc-docker"]["reachable"]
+            add("reachable with Docker's profile: husk ≤ runc", "husk %d, runc %d" % (h, r), h <= r)
         scale = R.get("scale", {})
         if "husk" in scale:
             s = scale["husk"]
@@ -1074,6 +1306,7 @@ class Bench:
             ("6. `podman run --rm IMG true`", self.bench_podman),
             ("7. `create` with 1,000 stopped containers in the root" if not self.quick
              else "7. `create` with 300 stopped containers in the root", self.bench_scale),
+            ("9. Reachable system calls", self.bench_reach),
         ]
         if self.a.only:
             keep = set(self.a.only.split(","))
@@ -1209,6 +1442,12 @@ METHOD = """
 - hyperfine runs all the runs of one command before the next command's (it cannot interleave
   them); the driver's own measurements take turns: runtime by runtime each cycle in section 2
   and each run in section 5, empty root and full root each probe in section 7.
+- Section 9 builds `bench/reach.c` (`gcc -O2 ... -lseccomp`) and starts each configuration's
+  busybox `sleep` container once. Docker's row comes from a private dockerd (data and exec roots
+  under the work directory, `--bridge none`, no iptables, its own containerd namespace) running
+  one container with its default runtime (runc); the profile and capabilities in the config.json
+  it wrote are then given to runc and husk. `HUSK_BENCH_DOCKER_CONFIG=FILE` uses such a
+  config.json instead of starting Docker.
 - `--quick` does fewer repetitions (10 runs instead of 50, 3 syscall runs instead of 7, one
   density round instead of 3, 300 stopped containers instead of 1,000) and takes about 2
   minutes instead of about 5 (plus the build); the header says which mode made this file.
@@ -1324,6 +1563,8 @@ def main():
     r.add_argument("--command", default="sh bench/run.sh")
     r.add_argument("--quick", action="store_true")
     r.add_argument("--only", help="comma-separated section numbers (development)")
+    r.add_argument("--reach", help="bench/reach.c, built (section 9)")
+    r.add_argument("--docker-config", help="a config.json Docker wrote, for Docker's profile (section 9)")
     c = sub.add_parser("cleanup")
     c.add_argument("--work", required=True)
     a = p.parse_args()

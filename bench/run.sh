@@ -7,7 +7,12 @@
 # usage: sh bench/run.sh [--quick] [--no-doc] [--only N,M...]
 #   --quick      fewer repetitions (about 2 minutes instead of about 5, plus the build)
 #   --no-doc     print only; leave docs/benchmarks.md alone
-#   --only LIST  run only these sections (numbers 1-9; implies --no-doc)
+#   --only LIST  run only these sections (numbers 1-10; implies --no-doc)
+#
+# Section 9 (reachable system calls) measures Docker's default profile in a
+# private dockerd when /usr/sbin/dockerd is there, or takes it from the
+# config.json Docker wrote that HUSK_BENCH_DOCKER_CONFIG names. Section 10
+# (Kubernetes pod start through the CRI) runs a private containerd.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -43,12 +48,13 @@ command -v crun >/dev/null 2>&1 || missing="$missing crun"
 command -v runsc >/dev/null 2>&1 || missing="$missing runsc"
 command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
 [ -f "$(gcc -print-file-name=libc.a 2>/dev/null || echo /nonexistent)" ] || missing="$missing libc6-dev"
+[ -f /usr/include/seccomp.h ] || missing="$missing libseccomp-dev"
 # scripts/demo-bundle.sh copies /bin/busybox into the rootfs: it must be the static one
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed" ||
     missing="$missing busybox-static"
 command -v unshare >/dev/null 2>&1 || missing="$missing util-linux"
 command -v python3 >/dev/null 2>&1 || missing="$missing python3"
-# 9. the CRI pod start: containerd with its CRI plugin, CNI plugins, and
+# 10. the CRI pod start: containerd with its CRI plugin, CNI plugins, and
 # protoc for the CRI client (k8s-cri) the benchmark is built with
 command -v containerd >/dev/null 2>&1 || missing="$missing containerd"
 [ -x /usr/lib/cni/bridge ] || missing="$missing containernetworking-plugins"
@@ -85,14 +91,17 @@ trap 'cleanup; exit 129' HUP
 cp "$husk" "$work/husk"
 husk="$work/husk"
 
-say "building the syscall probe and the busybox bundle in $work"
+say "building the syscall probe, the reachability probe and the busybox bundle in $work"
 gcc -static -O2 -Wall -o "$work/bench-syscall" "$repo/bench/syscall.c"
+gcc -O2 -Wall -o "$work/reach" "$repo/bench/reach.c" -lseccomp
 HUSK="$husk" sh "$repo/scripts/demo-bundle.sh" "$work/bundle" /bin/true
 cp "$work/bench-syscall" "$work/bundle/rootfs/bench-syscall"
 
 start=$(date +%s)
-limit=900; [ -n "$quick" ] && limit=300   # hard bounds: a full run takes ~6 min, --quick ~2
-set -- run --work "$work" --repo "$repo" --husk "$husk" --bundle "$work/bundle" --command "$command"
+limit=960; [ -n "$quick" ] && limit=360   # hard bounds: a full run takes ~6 min, --quick ~2
+set -- run --work "$work" --repo "$repo" --husk "$husk" --bundle "$work/bundle" --command "$command" \
+    --reach "$work/reach"
+[ -n "${HUSK_BENCH_DOCKER_CONFIG:-}" ] && set -- "$@" --docker-config "$HUSK_BENCH_DOCKER_CONFIG"
 [ -n "$quick" ] && set -- "$@" "$quick"
 [ -n "$only" ] && set -- "$@" --only "$only"
 [ -n "$doc" ] && set -- "$@" --doc "$doc"
@@ -108,18 +117,18 @@ if [ -z "$only" ] || echo ",$only," | grep -q ",8,"; then
         printf '\n### 8. Pods: adding the Nth container\n\n`python3 bench/pods.py --max %s`: one husk sandbox (a root `sleep` container) and N members joining it one after another (containerd-style annotations), against N separate runc containers.\n\n%s\n' "$n" "$pods" >> "$doc"
     fi
 fi
-# ---- 9. Kubernetes: pod start through the CRI, per runtime handler ----------
-if [ -z "$only" ] || echo ",$only," | grep -q ",9,"; then
-    say "9. CRI pod start (builds the shim and the benchmark in release mode)"
+# ---- 10. Kubernetes: pod start through the CRI, per runtime handler ---------
+if [ -z "$only" ] || echo ",$only," | grep -q ",10,"; then
+    say "10. CRI pod start (builds the shim and the benchmark in release mode)"
     runs=12; [ -n "$quick" ] && runs=10
     if timeout --foreground 1800 cargo bench --quiet -p husk-shim --bench pod_start -- \
         --runs "$runs" --out "$work/cri.md" >&2; then
-        printf '\n### 9. Kubernetes: pod start through the CRI\n\n%s\n' "$(cat "$work/cri.md")"
+        printf '\n### 10. Kubernetes: pod start through the CRI\n\n%s\n' "$(cat "$work/cri.md")"
         if [ -n "$doc" ]; then
-            printf '\n### 9. Kubernetes: pod start through the CRI\n\n`cargo bench -p husk-shim --bench pod_start -- --runs %s`: a private containerd 1.6 with the CRI plugin and bridge CNI, three runtime handlers (husk'"'"'s shim `io.containerd.husk.v2`; containerd'"'"'s runc shim with husk as its binary; runc), as the kubelet starts a pod: RunPodSandbox + 2 x (CreateContainer + StartContainer) until both containers run, %s interleaved runs per handler after 2 warm-up rounds. The split comes from a second lab where every runtime binary, shim `start` and CNI plugin runs under a timing wrapper and husk'"'"'s shim logs each call'"'"'s duration: *runtime* is the time a shim or runtime binary was working, *CNI* the plugins'"'"', *containerd* the rest. Memory: PSS and RSS of every runtime process (shim, worker, boot, stand-ins) of an idle pod of two `sleep` containers, 2 s after its start.\n\n%s\n' "$runs" "$runs" "$(cat "$work/cri.md")" >> "$doc"
+            printf '\n### 10. Kubernetes: pod start through the CRI\n\n`cargo bench -p husk-shim --bench pod_start -- --runs %s`: a private containerd 1.6 with the CRI plugin and bridge CNI, three runtime handlers (husk'"'"'s shim `io.containerd.husk.v2`; containerd'"'"'s runc shim with husk as its binary; runc), as the kubelet starts a pod: RunPodSandbox + 2 x (CreateContainer + StartContainer) until both containers run, %s interleaved runs per handler after 2 warm-up rounds. The split comes from a second lab where every runtime binary, shim `start` and CNI plugin runs under a timing wrapper and husk'"'"'s shim logs each call'"'"'s duration: *runtime* is the time a shim or runtime binary was working, *CNI* the plugins'"'"', *containerd* the rest. Memory: PSS and RSS of every runtime process (shim, worker, boot, stand-ins) of an idle pod of two `sleep` containers, 2 s after its start.\n\n%s\n' "$runs" "$runs" "$(cat "$work/cri.md")" >> "$doc"
         fi
     else
-        say "9. CRI pod start failed (see above)"
+        say "10. CRI pod start failed (see above)"
     fi
 fi
 say "done in $(( $(date +%s) - start )) s"

@@ -7,3 +7,6 @@ sh scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --all-targets 2>&1
+# The escape-class tests again, every container in a user namespace husk
+# chose (--userns=auto).
+HUSK_TEST_FLAGS=--userns=auto cargo test --test security escape_ 2>&1

@@ -43,6 +43,16 @@ pub enum FileAccess {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Userns {
+    /// As the spec says.
+    #[default]
+    Spec,
+    /// A container whose spec has no user namespace gets one chosen by
+    /// husk: its ids 0-65535 map to a free, unprivileged host range.
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum OnOff {
     #[default]
     On,
@@ -51,8 +61,9 @@ pub enum OnOff {
 
 #[derive(Debug, Clone, Args, PartialEq, Eq)]
 pub struct Config {
-    /// Directory for container state.
-    #[arg(long, global = true, default_value = "/run/husk", value_name = "DIR")]
+    /// Directory for container state (default: /run/husk for root,
+    /// $XDG_RUNTIME_DIR/husk for anyone else).
+    #[arg(long, global = true, default_value_os_t = default_root(), value_name = "DIR")]
     pub root: PathBuf,
 
     /// Append log lines to this file (default: standard error).
@@ -84,13 +95,14 @@ pub struct Config {
     #[arg(long, global = true, value_enum, default_value_t = FileAccess::Proxy)]
     pub file_access: FileAccess,
 
-    /// Treat cgroupsPath as slice:prefix:name and place cgroups through
-    /// systemd.
+    /// runc's systemd cgroup driver: refused by `create` (husk manages
+    /// cgroups through cgroupfs only).
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
 
-    /// Add husk's baseline seccomp filter on top of the spec's (off is for
-    /// debugging only).
+    /// Add husk's baseline seccomp filter on top of the spec's profile, and
+    /// husk's default profile where the spec has none (off: runc's
+    /// behaviour, for debugging only).
     #[arg(long, global = true, value_enum, default_value_t = OnOff::On)]
     pub seccomp_baseline: OnOff,
 
@@ -98,6 +110,12 @@ pub struct Config {
     /// container may write, the image on disk stays as it was.
     #[arg(long, global = true)]
     pub overlay: bool,
+
+    /// User namespaces: as the spec says, or `auto` (container root is not
+    /// host root; the annotation dev.husk.userns: auto does it per
+    /// container).
+    #[arg(long, global = true, value_enum, default_value_t = Userns::Spec)]
+    pub userns: Userns,
 
     /// Accepted for runc compatibility; husk detects rootless mode itself.
     /// (Only before the command: `spec --rootless` is a different flag.)
@@ -108,7 +126,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            root: PathBuf::from("/run/husk"),
+            root: default_root(),
             log: None,
             log_format: LogFormat::Text,
             debug: false,
@@ -119,8 +137,32 @@ impl Default for Config {
             systemd_cgroup: false,
             seccomp_baseline: OnOff::On,
             overlay: false,
+            userns: Userns::Spec,
             rootless: None,
         }
+    }
+}
+
+/// Whether husk runs without the host's root privileges: as a normal
+/// user, or as root of a user namespace (rootless podman runs its runtime
+/// so).
+pub fn rootless() -> bool {
+    !crate::sys::ids::is_host_root()
+}
+
+/// The state directory when `--root` is not given: `/run/husk` for root,
+/// `$XDG_RUNTIME_DIR/husk` for anyone else (runc's rule), or
+/// `/run/user/<uid>/husk` when that variable is not set.
+pub fn default_root() -> PathBuf {
+    if !rootless() {
+        return PathBuf::from("/run/husk");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("husk"),
+        _ if !nix::unistd::geteuid().is_root() => {
+            PathBuf::from(format!("/run/user/{}/husk", nix::unistd::geteuid()))
+        }
+        _ => PathBuf::from("/run/husk"),
     }
 }
 
@@ -159,6 +201,9 @@ impl Config {
         if self.overlay {
             f.push("--overlay".into());
         }
+        if self.userns == Userns::Auto {
+            f.push("--userns=auto".into());
+        }
         f
     }
 
@@ -171,7 +216,7 @@ impl Config {
     /// passes the same root to every runtime, and runc reads every entry of
     /// it, so husk keeps nothing there but container directories.
     pub fn seccomp_cache_dir(&self) -> PathBuf {
-        if nix::unistd::geteuid().is_root() {
+        if !rootless() {
             return PathBuf::from("/run/husk-cache");
         }
         match std::env::var_os("XDG_RUNTIME_DIR") {

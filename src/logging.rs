@@ -116,12 +116,58 @@ fn open_append(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// Log files a caller opened for a child husk process (boot, which may be
+/// born in a user namespace that cannot open them).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct InheritedLogs {
+    pub log: Option<std::os::fd::RawFd>,
+    pub debug: Option<std::os::fd::RawFd>,
+}
+
+impl InheritedLogs {
+    /// Open `cfg`'s log files for a child that will be `command` for `id`;
+    /// the descriptors are inherited across exec.
+    pub fn open_for_child(
+        cfg: &Config,
+        command: &str,
+        id: &str,
+    ) -> std::io::Result<(Vec<std::os::fd::OwnedFd>, Vec<String>)> {
+        use std::os::fd::{AsRawFd, OwnedFd};
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        let mut args = Vec::new();
+        if let Some(path) = &cfg.log {
+            let f = OwnedFd::from(open_append(path)?);
+            crate::sys::process::clear_cloexec(f.as_raw_fd())?;
+            args.push(format!("--log-fd={}", f.as_raw_fd()));
+            fds.push(f);
+        }
+        if let Some(dir) = &cfg.debug_log_dir {
+            let _ = std::fs::create_dir_all(dir);
+            let name = format!("{id}.{command}.of-{}.log", std::process::id());
+            let f = OwnedFd::from(open_append(&dir.join(name))?);
+            crate::sys::process::clear_cloexec(f.as_raw_fd())?;
+            args.push(format!("--debug-log-fd={}", f.as_raw_fd()));
+            fds.push(f);
+        }
+        Ok((fds, args))
+    }
+}
+
+/// A file this process inherited, to append to.
+fn inherited(fd: std::os::fd::RawFd) -> Option<File> {
+    crate::sys::fd::claim_inherited(fd).ok().map(File::from)
+}
+
 /// Install the global subscriber for this process. `command` and `id` name
 /// the per-process debug log under `--debug-log-dir`.
-pub fn init(cfg: &Config, command: &str, id: Option<&str>) {
+pub fn init(cfg: &Config, command: &str, id: Option<&str>, fds: InheritedLogs) {
     let main_max = if cfg.debug { Level::DEBUG } else { Level::INFO };
+    let opened = |path: &Path| match fds.log.and_then(inherited) {
+        Some(f) => Ok(f),
+        None => open_append(path),
+    };
     let main: Option<LineLayer> = match &cfg.log {
-        Some(path) => match open_append(path) {
+        Some(path) => match opened(path) {
             Ok(f) => Some(LineLayer {
                 out: Mutex::new(Box::new(f)),
                 format: cfg.log_format,
@@ -141,6 +187,13 @@ pub fn init(cfg: &Config, command: &str, id: Option<&str>) {
         }),
     };
     let debug_file: Option<LineLayer> = cfg.debug_log_dir.as_ref().and_then(|dir| {
+        if let Some(f) = fds.debug.and_then(inherited) {
+            return Some(LineLayer {
+                out: Mutex::new(Box::new(f)),
+                format: LogFormat::Text,
+                max: Level::DEBUG,
+            });
+        }
         let _ = std::fs::create_dir_all(dir);
         let name = format!(
             "{}.{}.{}.log",
@@ -156,13 +209,6 @@ pub fn init(cfg: &Config, command: &str, id: Option<&str>) {
     });
     let subscriber = tracing_subscriber::registry().with(main).with(debug_file);
     let _ = tracing::subscriber::set_global_default(subscriber);
-}
-
-/// Stop writing logs to standard error: boot does this once the container
-/// owns stderr, so runtime messages never mix into the application's output.
-#[allow(dead_code)]
-pub fn is_stderr_logging(cfg: &Config) -> bool {
-    cfg.log.is_none()
 }
 
 #[cfg(test)]

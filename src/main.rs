@@ -1,13 +1,12 @@
-use clap::Parser;
-
-use husk::cli::{dispatch, Cli};
+use husk::cli::dispatch;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = husk::cli::parse();
     cli.command.close_inherited_fds();
+    let failure = cli.command.failure_code();
     let (name, id) = cli.command.describe();
     let (name, id) = (name.to_string(), id.map(str::to_string));
-    husk::logging::init(&cli.config, &name, id.as_deref());
+    husk::logging::init(&cli.config, &name, id.as_deref(), cli.command.log_fds());
     let cfg = cli.config.clone();
     let code = match dispatch(&cfg, cli.command) {
         Ok(code) => code,
@@ -20,7 +19,7 @@ fn main() {
                 tracing::debug!("{msg}");
             }
             eprintln!("husk: {msg}");
-            1
+            failure
         }
     };
     std::process::exit(code);

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use caps::{CapSet, Capability as Cap, CapsHashSet};
 
-use crate::error::{errno_text, Error, Result};
+use crate::error::{Error, Result};
 use crate::seccomp::{self, BaselineContext};
 
 /// Capabilities boot uses itself: namespaces, mounts, cgroups, credentials
@@ -69,6 +69,15 @@ const GOFER_NEEDS: &[Cap] = &[
     Cap::CAP_DAC_READ_SEARCH,
     Cap::CAP_SETUID,
     Cap::CAP_SETGID,
+    // An overlay it makes (a rootfs of ID-mapped layers) writes its upper
+    // layer with its maker's capabilities: copy-up sets owners, modes and
+    // file capabilities, and copies device nodes. The filter below keeps
+    // the gofer itself from chown, chmod, mknod or setxattr.
+    Cap::CAP_CHOWN,
+    Cap::CAP_FOWNER,
+    Cap::CAP_FSETID,
+    Cap::CAP_SETFCAP,
+    Cap::CAP_MKNOD,
 ];
 
 /// The system calls the gofer makes once it is set up (reading its
@@ -138,12 +147,17 @@ const GOFER_SYSCALLS: &[&str] = &[
     "pipe2",
     "fsopen",
     "fsconfig",
+    // An overlay of ID-mapped layers is made as the container's root.
+    "setfsuid",
+    "setfsgid",
+    "capget",
+    "capset",
     "fsmount",
     "mkdirat",
 ];
 
 fn sys_err(what: &str, e: impl Into<std::io::Error>) -> Error {
-    Error::Sandbox(format!("{what}: {}", errno_text(&e.into())))
+    Error::os(what, e)
 }
 
 fn caps_err(what: &str, e: caps::errors::CapsError) -> Error {

@@ -189,10 +189,9 @@ fn remove_empty_cgroup_parent(name: &str) {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn podman_runs_containers_with_husk() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     assert!(
         which("podman").is_some(),
         "podman is not installed (.ci/run installs it)"
@@ -237,6 +236,40 @@ fn podman_runs_containers_with_husk() {
         "podman run -d",
     );
     assert_eq!(p.status(&name), "running");
+    // `top` lists the container's processes and nothing else (podman reads
+    // the /proc of the mount namespace of the container's pid).
+    let top = check(&p.run(&["top", &name, "pid", "args"]), "podman top");
+    let rows: Vec<&str> = top.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "podman top: {top}");
+    assert!(rows[0].contains("sleep 1000"), "podman top: {top}");
+    // `stats` reads the container's own cgroup: its processes, its memory.
+    let stats = check(
+        &p.run(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.PIDs}} {{.MemUsage}} {{.CPUPerc}}",
+            &name,
+        ]),
+        "podman stats",
+    );
+    let f: Vec<&str> = stats.split_whitespace().collect();
+    let pids: u32 = f[0].parse().unwrap_or(0);
+    assert!((1..=3).contains(&pids), "podman stats: {stats}");
+    let used = f[1];
+    assert!(
+        used.ends_with("kB")
+            || (used.ends_with("MB")
+                && used.trim_end_matches("MB").parse::<f64>().unwrap_or(1e9) < 50.0),
+        "an idle sleep uses little memory: {stats}"
+    );
+    let cpu: f64 = f
+        .last()
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap_or(1e9);
+    assert!(cpu < 50.0, "an idle sleep uses no CPU: {stats}");
     let o = p.run(&["exec", &name, "sh", "-c", "echo in-exec; exit 4"]);
     assert_eq!(o.status.code(), Some(4), "{}", err_str(&o));
     assert_eq!(out_str(&o), "in-exec\n");
@@ -468,10 +501,9 @@ fn oci_archive(env: &Env, name: &str) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn containerd_runs_containers_with_husk() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     assert!(
         which("containerd").is_some(),
         "containerd is not installed (.ci/run installs it)"

@@ -5,9 +5,11 @@
 //! and checks of real effects: output, exit codes, processes, cgroups,
 //! namespaces, mounts, network.
 //!
-//! `HUSK_DOCKER_RUNTIMES` picks the runtimes (default `runc,husk`): `runc` is
-//! Docker's built-in runtime (Debian's /usr/sbin/runc), `husk` this crate's
-//! binary, and `NAME=/abs/path` registers any other binary. With
+//! `HUSK_DOCKER_RUNTIMES` picks the runtimes (default `runc,husk,husk-auto`):
+//! `runc` is Docker's built-in runtime (Debian's /usr/sbin/runc), `husk` this
+//! crate's binary, `husk-auto` the same with `runtimeArgs: ["--userns=auto"]`
+//! (every container in a user namespace of its own), and `NAME=/abs/path`
+//! registers any other binary. With
 //! `HUSK_DOCKER_LOG_DIR` set, each dockerd's log is copied there.
 
 mod common;
@@ -413,10 +415,13 @@ struct Runtime {
     path: Option<PathBuf>,
     /// The binary whose `--root R list -q` shows the containers left.
     binary: PathBuf,
+    /// daemon.json's runtimeArgs.
+    args: Vec<String>,
 }
 
 fn runtimes() -> Vec<Runtime> {
-    let spec = std::env::var("HUSK_DOCKER_RUNTIMES").unwrap_or_else(|_| "runc,husk".into());
+    let spec =
+        std::env::var("HUSK_DOCKER_RUNTIMES").unwrap_or_else(|_| "runc,husk,husk-auto".into());
     spec.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -425,11 +430,19 @@ fn runtimes() -> Vec<Runtime> {
                 name: "runc".into(),
                 path: None,
                 binary: RUNC.into(),
+                args: Vec::new(),
             },
             "husk" => Runtime {
                 name: "husk".into(),
                 path: Some(HUSK.into()),
                 binary: HUSK.into(),
+                args: Vec::new(),
+            },
+            "husk-auto" => Runtime {
+                name: "husk-auto".into(),
+                path: Some(HUSK.into()),
+                binary: HUSK.into(),
+                args: vec!["--userns=auto".into()],
             },
             other => {
                 let (name, path) = other.split_once('=').unwrap_or_else(|| {
@@ -443,6 +456,7 @@ fn runtimes() -> Vec<Runtime> {
                     name: name.into(),
                     path: Some(path.into()),
                     binary: path.into(),
+                    args: Vec::new(),
                 }
             }
         })
@@ -515,7 +529,10 @@ impl Daemon {
         let mut runtimes = serde_json::Map::new();
         runtimes.insert("husk".into(), serde_json::json!({ "path": HUSK }));
         if let Some(p) = &self.rt.path {
-            runtimes.insert(self.rt.name.clone(), serde_json::json!({ "path": p }));
+            runtimes.insert(
+                self.rt.name.clone(),
+                serde_json::json!({ "path": p, "runtimeArgs": self.rt.args }),
+            );
         }
         let config = self.dir.join("daemon.json");
         std::fs::write(
@@ -1428,6 +1445,22 @@ fn s_join(d: &Daemon) {
     let probe = "for n in net ipc pid; do readlink /proc/self/ns/$n; done; ip -o -4 addr show eth0";
     let xo = d.ok(&["exec", &x, "sh", "-c", probe]);
     let c = format!("container:{x}");
+    if d.rt.args.iter().any(|a| a == "--userns=auto") {
+        // A container in a user namespace of its own cannot join namespaces
+        // made outside it: refused, saying so (docs/security.md).
+        let out = d.run(
+            &["--rm", "--network", &c, "--ipc", &c, "--pid", &c],
+            &["true"],
+        );
+        assert_eq!(out.code, Some(125), "{}", out.describe());
+        assert!(
+            out.stderr
+                .contains("--userns=auto: linux.namespaces joins the"),
+            "{}",
+            out.describe()
+        );
+        return;
+    }
     let jo = d
         .run(
             &["--rm", "--network", &c, "--ipc", &c, "--pid", &c],
@@ -1745,6 +1778,7 @@ fn table(rts: &[Runtime], results: &[Results]) -> String {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn docker_drives_each_runtime() {
     // Printed past the test harness's capture: a skip must be seen.
     let say = |m: &str| {

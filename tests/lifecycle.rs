@@ -8,10 +8,9 @@ use common::*;
 use serde_json::json;
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn lifecycle_create_start_kill_delete() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("life");
     let b = env.bundle(&["sleep", "1000"]);
     let id = env.id("life");
@@ -68,10 +67,9 @@ fn lifecycle_create_start_kill_delete() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn exit_statuses_pass_through() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("exit");
     for (args, want) in [
         (vec!["true"], 0),
@@ -107,10 +105,9 @@ fn exit_statuses_pass_through() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn stdio_is_the_callers() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("stdio");
     let b = env.bundle(&["sh", "-c", "echo out; echo err >&2; read x; echo got $x"]);
     let id = env.id("stdio");
@@ -131,10 +128,9 @@ fn stdio_is_the_callers() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn executable_lookup() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("exe");
     for args in [vec!["/bin/true"], vec!["true"]] {
         let b = env.bundle(&args);
@@ -162,10 +158,9 @@ fn executable_lookup() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn isolation_seen_from_inside() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("iso");
     let host_mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap();
     let host_pid = std::fs::read_link("/proc/self/ns/pid").unwrap();
@@ -206,10 +201,9 @@ fn isolation_seen_from_inside() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn bad_input_fails_cleanly() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("bad");
     // Invalid id.
     let b = env.bundle(&["true"]);
@@ -286,10 +280,9 @@ fn bad_input_fails_cleanly() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn json_log_lines_for_errors() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("log");
     let log = env.dir.join("log.json");
     let b = env.bundle(&["/bin/nope"]);
@@ -316,10 +309,9 @@ fn json_log_lines_for_errors() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn file_access_direct_and_network_none() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let mut env = Env::new("direct");
     env.extra_flags = vec!["--file-access=direct".into(), "--network=none".into()];
     let b = env.bundle(&[
@@ -346,10 +338,9 @@ fn file_access_direct_and_network_none() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn overlay_keeps_the_image_unchanged() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     for access in ["proxy", "direct"] {
         let mut env = Env::new("overlay");
         env.extra_flags = vec!["--overlay".into(), format!("--file-access={access}")];

@@ -70,10 +70,9 @@ fn pod(env: &Env) -> (String, String, String) {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn pod_members_share_the_sandbox() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("pod");
     let (root, a, b) = pod(&env);
     assert_eq!(boots(&env), 1, "exactly one sandbox process for the pod");
@@ -174,10 +173,9 @@ fn pod_members_share_the_sandbox() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn delete_members_then_sandbox() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("podorder");
     let (root, a, b) = pod(&env);
     env.ok(&["delete", "--force", &a]);
@@ -190,10 +188,9 @@ fn delete_members_then_sandbox() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn sandbox_killed_with_sigkill() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("podkill");
     let (root, a, b) = pod(&env);
     let boot = env.runtime_processes()[0];
@@ -212,10 +209,9 @@ fn sandbox_killed_with_sigkill() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn members_pid_file_waiter_and_shared_pid_namespace() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("podpid");
     let root = env.id("pod");
     let rb = env.bundle(&["sleep", "1000"]);
@@ -294,10 +290,9 @@ print(os.waitstatus_to_exitcode(st), pid, out, pidns)
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn concurrent_members_keep_state_consistent() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("podconc");
     let root = env.id("pod");
     let rb = env.bundle(&["sleep", "1000"]);
@@ -341,10 +336,9 @@ fn concurrent_members_keep_state_consistent() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn bad_pod_input() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("podbad");
     let id = env.id("m");
     let b = member(&env, "nope", &["true"], cri("no-such-sandbox"));
@@ -384,4 +378,76 @@ fn bad_pod_input() {
     assert!(err.contains("disagree"), "{err}");
     env.assert_no_leftovers(&id);
     env.ok(&["delete", &root]);
+}
+
+#[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
+fn a_member_stuck_in_a_hook_delays_no_one_else() {
+    require_root();
+    let env = Env::new("podstuck");
+    let root = env.id("pod");
+    let rb = env.bundle(&["sleep", "1000"]);
+    env.ok(&["run", "-d", "--bundle", &rb.arg(), &root]);
+    let a = env.id("a");
+    let ab = member(&env, &root, &["sleep", "1000"], cri(&root));
+    env.ok(&["run", "-d", "--bundle", &ab.arg(), &a]);
+    // B's prestart hook sleeps 60 s: boot waits for it without blocking.
+    let stuck = env.id("stuck");
+    let sb = member(&env, &root, &["sleep", "1000"], cri(&root));
+    let marker = env.dir.join("hook-started");
+    sb.edit(|c| {
+        c["hooks"] = json!({"prestart": [{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("touch {}; exec sleep 60", marker.display())]
+        }]});
+    });
+    // In a process group of its own, so that its hook goes with it.
+    let mut creating = {
+        use std::os::unix::process::CommandExt;
+        env.cmd(&["create", "--bundle", &sb.arg(), &stuck])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "the hook never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Meanwhile the pod's other members answer at once.
+    let timed = |args: &[&str]| {
+        let t = Instant::now();
+        let out = env.ok(args);
+        (t.elapsed(), out)
+    };
+    let (t, out) = timed(&["exec", &a, "echo", "hello"]);
+    assert_eq!(out, "hello\n");
+    assert!(t < Duration::from_secs(5), "exec took {t:?}");
+    let (t, _) = timed(&["state", &a]);
+    assert!(t < Duration::from_secs(5), "state took {t:?}");
+    let m = env.id("m");
+    let mb = member(&env, &root, &["sleep", "1000"], cri(&root));
+    let (t, _) = timed(&["run", "-d", "--bundle", &mb.arg(), &m]);
+    assert!(
+        t < Duration::from_secs(5),
+        "another member's run took {t:?}"
+    );
+    let (t, _) = timed(&["kill", &a, "KILL"]);
+    assert!(t < Duration::from_secs(5), "kill took {t:?}");
+    env.wait_status(&a, "stopped", 5);
+    // The stuck create is still waiting for its hook.
+    assert!(creating.try_wait().unwrap().is_none());
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(creating.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = creating.wait();
+    for id in [&stuck, &a, &m, &root] {
+        env.ok(&["delete", "--force", id]);
+    }
+    for id in [&stuck, &a, &m, &root] {
+        env.assert_no_leftovers(id);
+    }
 }

@@ -33,10 +33,9 @@ fn mkdir_denied_profile() -> serde_json::Value {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn default_container_posture() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("posture");
     let b = env.bundle(&[
         "sh",
@@ -88,10 +87,9 @@ fn default_container_posture() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn seccomp_profile_and_baseline() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let mut env = Env::new("seccomp");
     // The spec denies mkdir; other calls work.
     let b = env.bundle(&[
@@ -126,6 +124,20 @@ fn seccomp_profile_and_baseline() {
     let id = env.id("sc");
     let out = env.ok(&["run", "--bundle", &b.arg(), &id]);
     assert!(out.contains("userns-denied"), "{out}");
+    // The container's annotation turns it off for that container alone:
+    // without a profile of its own it runs with no filter at all.
+    let b2 = env.bundle(&[
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status; unshare -U true && echo userns-made",
+    ]);
+    b2.edit(|c| c["annotations"] = json!({"dev.husk.seccomp-baseline": "off"}));
+    let id = env.id("sc");
+    let out = env.ok(&["run", "--bundle", &b2.arg(), &id]);
+    assert!(
+        out.contains("Seccomp:\t0") && out.contains("userns-made"),
+        "{out}"
+    );
     // The debugging escape hatch turns it off.
     env.extra_flags = vec!["--seccomp-baseline=off".into()];
     let id = env.id("sc");
@@ -134,10 +146,9 @@ fn seccomp_profile_and_baseline() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn user_namespace_maps_root_to_200000() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("userns");
     let b = env.bundle(&[
         "sh",
@@ -197,10 +208,9 @@ fn cg_of(id: &str, ctrl: &str, file: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn cgroup_limits_are_set_and_enforced() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("limits");
     // pids: a fork loop stops at the limit.
     let b = env.bundle(&[
@@ -265,10 +275,9 @@ fn cgroup_limits_are_set_and_enforced() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn memory_hog_is_oom_killed_and_events_say_so() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("oom");
     let b = env.bundle(&[
         "sh",
@@ -308,10 +317,9 @@ fn memory_hog_is_oom_killed_and_events_say_so() {
 }
 
 #[test]
-fn husk_binary_cannot_be_reopened_for_writing() {
-    if !require_root() {
-        return;
-    }
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
+fn escape_husk_binary_cannot_be_reopened_for_writing() {
+    require_root();
     // CVE-2019-5736: a container keeps an O_PATH handle to the runtime's
     // executable (/proc/<pid>/exe of a runtime process it can see, or of
     // itself via a "#!/proc/self/exe" entrypoint) and reopens it for
@@ -365,10 +373,9 @@ impl OpenPath for std::fs::OpenOptions {
 }
 
 #[test]
-fn no_host_descriptor_leaks_into_the_container() {
-    if !require_root() {
-        return;
-    }
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
+fn escape_no_host_descriptor_leaks_into_the_container() {
+    require_root();
     let env = Env::new("fds");
     let b = env.bundle(&[
         "sh",
@@ -410,10 +417,9 @@ fn no_host_descriptor_leaks_into_the_container() {
 }
 
 #[test]
-fn mount_destinations_stay_inside_the_rootfs() {
-    if !require_root() {
-        return;
-    }
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
+fn escape_mount_destinations_stay_inside_the_rootfs() {
+    require_root();
     let env = Env::new("symlink");
     let b = env.bundle(&["sh", "-c", "cat /escape/marker 2>/dev/null; ls /escape"]);
     // Host paths the image's symlinks point at.
@@ -448,10 +454,9 @@ fn mount_destinations_stay_inside_the_rootfs() {
 type SpecEdit = Box<dyn Fn(&mut serde_json::Value)>;
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn unhonourable_specs_fail_naming_the_field() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("unhonour");
     let cases: Vec<(&str, SpecEdit, &str)> = vec![
         (
@@ -498,10 +503,9 @@ fn unhonourable_specs_fail_naming_the_field() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn husk_processes_posture() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let env = Env::new("own");
     let b = env.bundle(&["sleep", "1000"]);
     let id = env.id("own");
@@ -518,18 +522,23 @@ fn husk_processes_posture() {
     ] {
         assert_eq!(bnd & (1 << bit), 0, "boot kept {cap}");
     }
-    // No directory of the host held open: the only one is its own procfs.
+    // No directory of the host held open: its own procfs, and the
+    // container's cgroup filesystems as mounted in its cgroup namespace
+    // (detached mounts whose root is the container's cgroup).
     for ent in std::fs::read_dir(format!("/proc/{boot}/fd"))
         .unwrap()
         .flatten()
     {
         if std::fs::metadata(ent.path()).is_ok_and(|m| m.is_dir()) {
             let fs = nix::sys::statfs::statfs(&ent.path()).unwrap();
-            assert_eq!(
-                fs.filesystem_type(),
-                nix::sys::statfs::PROC_SUPER_MAGIC,
-                "boot holds a directory open: {:?}",
-                std::fs::read_link(ent.path())
+            let link = std::fs::read_link(ent.path()).unwrap();
+            let t = fs.filesystem_type();
+            assert!(
+                t == nix::sys::statfs::PROC_SUPER_MAGIC
+                    || ((t == nix::sys::statfs::CGROUP_SUPER_MAGIC
+                        || t == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+                        && link == std::path::Path::new("/")),
+                "boot holds a directory open: {link:?} ({t:?})"
             );
         }
     }
@@ -609,10 +618,22 @@ fn husk_processes_posture() {
     let st = status_of(pid);
     assert_eq!(st["NoNewPrivs"], "1");
     let eff = u64::from_str_radix(&st["CapEff"], 16).unwrap();
-    // CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN.
+    // CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_SETGID, CAP_SETUID,
+    // CAP_SYS_ADMIN; CAP_CHOWN, CAP_FOWNER, CAP_FSETID, CAP_MKNOD and
+    // CAP_SETFCAP for the overlays it makes (its filter keeps it from
+    // using them itself).
     assert_eq!(
         eff,
-        (1 << 1) | (1 << 2) | (1 << 6) | (1 << 7) | (1 << 21),
+        (1 << 1)
+            | (1 << 2)
+            | (1 << 6)
+            | (1 << 7)
+            | (1 << 21)
+            | (1 << 0)
+            | (1 << 3)
+            | (1 << 4)
+            | (1 << 27)
+            | (1 << 31),
         "{eff:x}"
     );
     assert_eq!(st["CapBnd"], st["CapEff"]);

@@ -16,8 +16,13 @@ use crate::sys::process::pidfd_send_signal;
 
 pub type ConnId = u64;
 
-/// Most connections open at once; more are refused with a message.
-pub const MAX_CONNS: usize = 512;
+/// Most connections doing something at once (reading a request, in a
+/// create, start or exec); more are refused with a message. A request that
+/// has arrived is read at once, so only slow or stuck clients count.
+pub const MAX_ACTIVE: usize = 256;
+/// Most connections parked in Wait at once. They cost a descriptor each and
+/// no work; they never crowd out requests.
+pub const MAX_PARKED: usize = 16384;
 /// A request must have arrived whole this long after the accept.
 const REQUEST_LIMIT: Duration = Duration::from_secs(10);
 
@@ -75,11 +80,22 @@ pub struct Conn {
 }
 
 impl Boot {
+    /// Connections that are not parked.
+    pub(super) fn active(&self) -> usize {
+        self.conns.values().filter(|c| !c.role.is_parked()).count()
+    }
+
     pub(super) fn accept(&mut self) {
         // Take everything waiting, up to the cap.
-        while self.conns.len() < MAX_CONNS {
+        while self.active() < MAX_ACTIVE {
             match self.listener.accept() {
-                Ok((sock, _)) => self.admit(sock),
+                Ok((sock, _)) => {
+                    if let Some(id) = self.admit(sock) {
+                        // Most requests are there already: read them now, so
+                        // a burst of waits parks instead of crowding the cap.
+                        self.on_conn_event(id, libc::POLLIN);
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
                     tracing::warn!("accept: {e}; pausing for 100ms");
@@ -99,7 +115,7 @@ impl Boot {
                 &Response::Error {
                     kind: ErrorKind::Refused,
                     message: format!(
-                        "sandbox is busy: {MAX_CONNS} connections are open; try again"
+                        "sandbox is busy: {MAX_ACTIVE} requests are in progress; try again"
                     ),
                 },
                 &[],
@@ -107,7 +123,7 @@ impl Boot {
         }
     }
 
-    fn admit(&mut self, sock: UnixStream) {
+    fn admit(&mut self, sock: UnixStream) -> Option<ConnId> {
         // Only the sandbox's creator may talk to it (the socket's mode says
         // so too; this also holds if the mode was loosened).
         let uid = super::peer_uid(&sock);
@@ -129,13 +145,13 @@ impl Boot {
                 },
                 &[],
             );
-            return;
+            return None;
         }
         if self.owner_uid.is_none() {
             self.owner_uid = uid;
         }
         if sock.set_nonblocking(true).is_err() {
-            return;
+            return None;
         }
         let id = self.next_conn;
         self.next_conn += 1;
@@ -148,6 +164,7 @@ impl Boot {
                 deadline: Some(Instant::now() + REQUEST_LIMIT),
             },
         );
+        Some(id)
     }
 
     pub(super) fn on_conn_event(&mut self, id: ConnId, revents: i16) {
@@ -293,6 +310,12 @@ impl Boot {
         target: Target,
         kill_on_close: bool,
     ) -> crate::error::Result<()> {
+        if self.conns.len() - self.active() >= MAX_PARKED {
+            return Err(Error::Remote {
+                kind: ErrorKind::Refused,
+                message: format!("sandbox is busy: {MAX_PARKED} waits are parked; try again"),
+            });
+        }
         match &target {
             Target::Ctr(cid) => {
                 let c = self

@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use super::conn::{ConnId, Role};
 use super::init::{self, InitArgs};
-use super::{Boot, Ctr, Phase, SyncChan, SETUP_LIMIT};
+use super::{Boot, Ctr, Phase, SETUP_LIMIT};
 use crate::control::{wire, CreateContainer, NsKind, Response};
 use crate::error::{errno_text, Error, Result};
-use crate::sys::process::{fork_into, pidfd_send_signal, Forked};
+use crate::sys::process::{pidfd_send_signal, Forked};
 use husk_oci::sync::Sync;
 
 /// Take descriptor `i` of a request.
@@ -67,6 +67,23 @@ impl Boot {
             preserved.push(take(&mut fds, *i)?);
         }
         let host_root = req.fds.host_root.map(|i| take(&mut fds, i)).transpose()?;
+        let (views_pending, views_mount) = match &req.fds.proc_views {
+            Some(pv) => match Self::proc_views_mount(&mut fds, pv) {
+                Ok((fuse, mnt)) => (Some(fuse), Some(mnt)),
+                Err(e) => {
+                    tracing::warn!("container {}: no /proc views: {e}", req.id);
+                    (None, None)
+                }
+            },
+            None => (None, None),
+        };
+        let rootfs_dir = req.fds.rootfs_dir.map(|i| take(&mut fds, i)).transpose()?;
+        // Kept for processes exec'd into such a container later.
+        let ctr_root_dir = rootfs_dir
+            .as_ref()
+            .map(|f| f.try_clone())
+            .transpose()
+            .map_err(|e| Error::Sandbox(format!("rootfs descriptor: {}", errno_text(&e))))?;
         let mut cgroup_procs = Vec::new();
         for i in &req.fds.cgroup_procs {
             cgroup_procs.push(take(&mut fds, *i)?);
@@ -76,7 +93,7 @@ impl Boot {
             .iter()
             .map(|f| f.try_clone())
             .collect::<std::io::Result<Vec<_>>>()
-            .map_err(|e| Error::Sandbox(format!("cgroup descriptors: {}", errno_text(&e))))?;
+            .map_err(|e| Error::os("cgroup descriptors", e))?;
         let mut joins = Vec::new();
         let mut pid_join = None;
         for (kind, i) in &req.namespaces.join {
@@ -104,36 +121,21 @@ impl Boot {
                 )
             })
             .fold(0u64, |f, k| f | k.flag());
-        let (parent_sock, child_sock) = UnixStream::pair()
-            .map_err(|e| Error::Sandbox(format!("socketpair: {}", errno_text(&e))))?;
+        let (parent_sock, child_sock) =
+            UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
 
         if let Some(ns) = &pid_join {
-            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| {
-                Error::Sandbox(format!(
-                    "join pid namespace (linux.namespaces): {}",
-                    errno_text(&e.into())
-                ))
-            })?;
+            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
+                .map_err(|e| Error::os("join pid namespace (linux.namespaces)", e))?;
         }
-        let forked = fork_into(clone_flags, None);
-        if pid_join.is_some() && !matches!(forked, Ok(Forked::Child)) {
-            if let Err(e) = super::restore_pidns(self) {
-                if let Ok(Forked::Parent { pidfd, .. }) = &forked {
-                    let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-                }
-                return Err(e);
-            }
-        }
+        let forked = super::fork_child(self, clone_flags, pid_join.is_some(), "create namespaces")?;
         let (pid, pidfd) = match forked {
-            Err(e) => {
-                return Err(Error::Sandbox(format!(
-                    "create namespaces: {}",
-                    errno_text(&e)
-                )))
-            }
-            Ok(Forked::Child) => {
+            Forked::Child => {
                 drop(parent_sock);
                 super::close_inherited(self);
+                if let Some(v) = &views_pending {
+                    let _ = nix::unistd::close(v.as_raw_fd());
+                }
                 init::child_main(InitArgs {
                     cfg: &self.cfg,
                     spec: &req.spec,
@@ -147,29 +149,27 @@ impl Boot {
                     console,
                     mounts,
                     host_root,
+                    views: views_mount,
+                    rootfs_dir,
                     preserved,
                     seccomp: req.seccomp.clone(),
                     apparmor: req.apparmor,
                     show_proc: is_root,
                 })
             }
-            Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
+            Forked::Parent { pid, pidfd } => (pid, pidfd),
         };
         drop(child_sock);
         drop(stdio);
         drop(console);
         drop(mounts);
         drop(host_root);
+        drop(views_mount);
+        drop(rootfs_dir);
         drop(preserved);
-        if !self.send_conn(conn, &Response::Forked, &[pidfd.as_raw_fd()]) {
-            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            self.close_conn(conn);
+        let Some(sync) = self.announce_forked(conn, &pidfd, parent_sock)? else {
             return Ok(());
-        }
-        let sync = SyncChan::new(parent_sock).map_err(|e| {
-            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            Error::Sandbox(format!("setup socket: {e}"))
-        })?;
+        };
         // What an exec'd process must enter to be in this container.
         let mut enter = 0u64;
         let mut enter_pid = false;
@@ -186,6 +186,7 @@ impl Boot {
                 k => enter |= k.flag(),
             }
         }
+        let notify_pending = req.seccomp.as_ref().is_some_and(|s| s.uses_notify());
         self.containers.insert(
             req.id.clone(),
             Ctr {
@@ -204,11 +205,15 @@ impl Boot {
                 conn: Some(conn),
                 deadline: Some(Instant::now() + SETUP_LIMIT),
                 announced: false,
+                notify_pending,
                 enter,
                 enter_pid,
                 cgroup_procs: ctr_cgroup_procs,
+                root_dir: ctr_root_dir,
                 waiters: Vec::new(),
                 destroyed: false,
+                views: None,
+                views_pending,
             },
         );
         self.set_role(
@@ -225,6 +230,44 @@ impl Boot {
             self.root_id = Some(req.id);
         }
         Ok(())
+    }
+
+    /// The FUSE mount a container's init binds its /proc views from; the
+    /// server starts once the init sends its cgroup filesystems.
+    fn proc_views_mount(
+        fds: &mut [Option<OwnedFd>],
+        pv: &husk_oci::control::ProcViewsFds,
+    ) -> Result<(OwnedFd, OwnedFd)> {
+        let fuse = take(fds, pv.fuse)?;
+        let mnt = husk_procviews::mount::superblock(fuse.as_fd(), 0, 0)
+            .map_err(|e| Error::Sandbox(errno_text(&e)))?;
+        Ok((fuse, mnt))
+    }
+
+    /// Start serving a container's /proc views from its cgroup filesystems.
+    fn start_views(
+        &self,
+        fuse: OwnedFd,
+        infos: Vec<husk_procviews::CgroupDirInfo>,
+        fds: Vec<OwnedFd>,
+    ) -> Result<husk_procviews::Server> {
+        let io = |e: std::io::Error| Error::Sandbox(errno_text(&e));
+        let cgroups = husk_procviews::CgroupDir::join(infos, fds).map_err(io)?;
+        let host =
+            husk_procviews::HostProc::new(self.own_proc.try_clone().map_err(io)?).map_err(io)?;
+        let started = crate::sys::clock::boottime().map_err(io)?;
+        husk_procviews::Server::new(
+            fuse,
+            host,
+            husk_procviews::Container { cgroups, started },
+            husk_procviews::Config {
+                // Fresh enough for anything that sizes itself from these
+                // files, and it bounds boot's work under a reading loop.
+                max_age: std::time::Duration::from_millis(100),
+                ..Default::default()
+            },
+        )
+        .map_err(io)
     }
 
     /// Messages (or the end of stream) on a container init's setup socket.
@@ -263,6 +306,7 @@ impl Boot {
                     }
                 }
                 Ok(Some((Sync::SeccompNotify, fds))) => {
+                    self.containers.get_mut(id).expect("present").notify_pending = false;
                     let sent = match (conn, fds.first()) {
                         (Some(conn), Some(fd)) => {
                             self.send_conn(conn, &Response::SeccompListener, &[fd.as_raw_fd()])
@@ -281,9 +325,8 @@ impl Boot {
                     c.deadline = None;
                     c.conn = None;
                     if self.root_id.as_deref() == Some(id) {
-                        // The sandbox outlives its creator from now on:
-                        // before the creator hears so and may exit, or
-                        // the parent-death signal kills us.
+                        // The sandbox outlives its creator from now on: before
+                        // the answer, which lets the creator exit.
                         let _ = nix::sys::prctl::set_pdeathsig(None);
                         // The container owns our stdio now; hold none of it,
                         // so its readers see end-of-file when the container's
@@ -296,7 +339,30 @@ impl Boot {
                     return;
                 }
                 Ok(Some((Sync::Exec, _))) if phase == Phase::Starting => {
-                    self.containers.get_mut(id).expect("present").announced = true;
+                    let c = self.containers.get_mut(id).expect("present");
+                    c.announced = true;
+                    // The caller was answered at release, unless it waited
+                    // for a notify descriptor, which came before this.
+                    if let Some(conn) = c.conn.take() {
+                        self.finish_conn(conn, Response::Started);
+                    }
+                }
+                Ok(Some((Sync::Warning { message }, _))) => {
+                    tracing::warn!("container {id}: {message}");
+                }
+                Ok(Some((Sync::CgroupMounts { infos }, fds))) => {
+                    if let Some(fuse) = self
+                        .containers
+                        .get_mut(id)
+                        .and_then(|c| c.views_pending.take())
+                    {
+                        match self.start_views(fuse, infos, fds) {
+                            Ok(server) => {
+                                self.containers.get_mut(id).expect("present").views = Some(server)
+                            }
+                            Err(e) => tracing::warn!("container {id}: no /proc views: {e}"),
+                        }
+                    }
                 }
                 Ok(Some((Sync::Error { message }, _))) => {
                     return self.fail_setup(id, Error::Sandbox(message))
@@ -358,7 +424,7 @@ impl Boot {
         let sent = wire::send(&sync.sock, &msg, &[]);
         match (error, sent) {
             (Some(m), _) => self.fail_setup(id, Error::Invalid(m)),
-            (None, Err(e)) => self.fail_setup(id, Error::Sandbox(format!("setup socket: {e}"))),
+            (None, Err(e)) => self.fail_setup(id, Error::os("setup socket", e)),
             (None, Ok(())) => {}
         }
     }
@@ -387,11 +453,21 @@ impl Boot {
             .as_ref()
             .ok_or_else(|| Error::Sandbox(format!("container {id:?} lost its init")))?;
         wire::send(&sync.sock, &Sync::Start, &[])
-            .map_err(|e| Error::Sandbox(format!("container {id:?}: start: {}", errno_text(&e))))?;
+            .map_err(|e| Error::os(format!("container {id:?}: start"), e))?;
         c.phase = Phase::Starting;
-        c.conn = Some(conn);
         c.deadline = Some(Instant::now() + SETUP_LIMIT);
-        self.set_role(conn, Role::Starting(id.to_string()));
+        if c.notify_pending {
+            // Only the caller can reach the seccomp listener: it waits for
+            // the descriptor.
+            c.conn = Some(conn);
+            self.set_role(conn, Role::Starting(id.to_string()));
+        } else {
+            // As runc: start returns once the init is released. A client
+            // that watches the container (containerd's OOM watch) must be
+            // in place before the program gets going; what fails from here
+            // on (a startContainer hook, execve) stops the container.
+            self.finish_conn(conn, Response::Started);
+        }
         Ok(())
     }
 

@@ -9,10 +9,10 @@ use std::time::Instant;
 use super::conn::{ConnId, Role};
 use super::create::take;
 use super::init;
-use super::{Boot, ExecProc, Phase, SyncChan, SETUP_LIMIT};
+use super::{Boot, ExecProc, Phase, SETUP_LIMIT};
 use crate::control::{ExecProcess, Response};
 use crate::error::{errno_text, Error, Result};
-use crate::sys::process::{fork_into, pidfd_send_signal, Forked};
+use crate::sys::process::{pidfd_send_signal, Forked};
 use husk_oci::sync::Sync;
 
 impl Boot {
@@ -22,14 +22,15 @@ impl Boot {
             .get(&req.id)
             .ok_or_else(|| Error::NotFound(req.id.clone()))?;
         match c.phase {
-            Phase::Created | Phase::Running => {}
+            // Starting: released by `start` (which has returned, as runc's
+            // does) but not exec'd yet; its namespaces are there to join.
+            Phase::Created | Phase::Starting | Phase::Running => {}
             other => {
                 return Err(Error::BadState {
                     id: req.id.clone(),
                     op: "exec in",
                     status: match other {
                         Phase::Building => "creating",
-                        Phase::Starting => "running",
                         _ => "stopped",
                     }
                     .into(),
@@ -59,7 +60,7 @@ impl Boot {
                 .iter()
                 .map(|f| f.try_clone())
                 .collect::<std::io::Result<_>>()
-                .map_err(|e| Error::Sandbox(format!("cgroup descriptors: {e}")))?
+                .map_err(|e| Error::os("cgroup descriptors", e))?
         } else {
             let mut v = Vec::new();
             for i in &req.cgroup_procs {
@@ -67,18 +68,21 @@ impl Boot {
             }
             v
         };
-        let init_fd = c
-            .pidfd
-            .try_clone()
-            .map_err(|e| Error::Sandbox(format!("exec: {}", errno_text(&e))))?;
+        let init_fd = c.pidfd.try_clone().map_err(|e| Error::os("exec", e))?;
         let (enter, enter_pid) = (c.enter, c.enter_pid);
+        let chroot = c
+            .root_dir
+            .as_ref()
+            .map(|f| f.try_clone())
+            .transpose()
+            .map_err(|e| Error::Sandbox(format!("exec: {}", errno_text(&e))))?;
         let seccomp = c.seccomp.clone();
         let personality = c.personality.clone();
         let apparmor = c.apparmor;
         let mut agent_state = c.hook_state.clone();
         agent_state.status = "running".into();
-        let (parent_sock, child_sock) = UnixStream::pair()
-            .map_err(|e| Error::Sandbox(format!("socketpair: {}", errno_text(&e))))?;
+        let (parent_sock, child_sock) =
+            UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
         if enter_pid {
             // Through the init's pidfd: fails if the init is gone.
             nix::sched::setns(init_fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID).map_err(
@@ -91,18 +95,9 @@ impl Boot {
                 },
             )?;
         }
-        let forked = fork_into(0, None);
-        if enter_pid && !matches!(forked, Ok(Forked::Child)) {
-            if let Err(e) = super::restore_pidns(self) {
-                if let Ok(Forked::Parent { pidfd, .. }) = &forked {
-                    let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-                }
-                return Err(e);
-            }
-        }
+        let forked = super::fork_child(self, 0, enter_pid, "fork")?;
         let (pid, pidfd) = match forked {
-            Err(e) => return Err(Error::Sandbox(format!("fork: {}", errno_text(&e)))),
-            Ok(Forked::Child) => {
+            Forked::Child => {
                 drop(parent_sock);
                 super::close_inherited(self);
                 init::exec_child_main(init::ExecArgs {
@@ -115,24 +110,19 @@ impl Boot {
                     cgroup_procs,
                     init_fd,
                     enter,
+                    chroot,
                     seccomp,
                     personality,
                     apparmor,
                 })
             }
-            Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
+            Forked::Parent { pid, pidfd } => (pid, pidfd),
         };
         drop(child_sock);
         drop(init_fd);
-        if !self.send_conn(conn, &Response::Forked, &[pidfd.as_raw_fd()]) {
-            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            self.close_conn(conn);
+        let Some(sync) = self.announce_forked(conn, &pidfd, parent_sock)? else {
             return Ok(());
-        }
-        let sync = SyncChan::new(parent_sock).map_err(|e| {
-            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            Error::Sandbox(format!("setup socket: {e}"))
-        })?;
+        };
         let token = self.next_token;
         self.next_token += 1;
         self.procs.insert(
@@ -204,9 +194,7 @@ impl Boot {
                         )),
                     )
                 }
-                Err(e) => {
-                    return self.fail_exec(token, Error::Sandbox(format!("setup socket: {e}")))
-                }
+                Err(e) => return self.fail_exec(token, Error::os("setup socket", e)),
             }
         }
     }

@@ -35,8 +35,7 @@ use husk_oci::state::OciState;
 pub use husk_oci::sync::Sync;
 
 pub fn send(sock: &UnixStream, msg: &Sync) -> Result<()> {
-    wire::send(sock, msg, &[])
-        .map_err(|e| Error::Sandbox(format!("sync with sandbox: {}", errno_text(&e))))
+    wire::send(sock, msg, &[]).map_err(|e| Error::os("sync with sandbox", e))
 }
 
 /// Receive the next sync message; `None` at end of stream.
@@ -44,10 +43,7 @@ pub fn recv(sock: &UnixStream) -> Result<Option<Sync>> {
     match wire::recv::<Sync, _>(sock) {
         Ok((m, _)) => Ok(Some(m)),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-        Err(e) => Err(Error::Sandbox(format!(
-            "sync with sandbox: {}",
-            errno_text(&e)
-        ))),
+        Err(e) => Err(Error::os("sync with sandbox", e)),
     }
 }
 
@@ -63,7 +59,7 @@ fn expect(sock: &UnixStream, want: &str) -> Result<()> {
 }
 
 fn sys(what: impl std::fmt::Display, e: impl Into<std::io::Error>) -> Error {
-    Error::Sandbox(format!("{what}: {}", errno_text(&e.into())))
+    Error::os(what, e)
 }
 
 pub struct InitArgs<'a> {
@@ -84,6 +80,11 @@ pub struct InitArgs<'a> {
     pub mounts: OwnedFd,
     /// A copy of the host's mount tree for createContainer hooks.
     pub host_root: Option<OwnedFd>,
+    /// The FUSE mount of the container's /proc views.
+    pub views: Option<OwnedFd>,
+    /// No mount namespace of the container's own: the rootfs directory to
+    /// chroot into (the init has joined the host's mount namespace).
+    pub rootfs_dir: Option<OwnedFd>,
     pub preserved: Vec<OwnedFd>,
     pub seccomp: Option<Prepared>,
     pub apparmor: bool,
@@ -94,6 +95,7 @@ pub struct InitArgs<'a> {
 /// The child side after fork. Never returns: it execs or exits.
 pub fn child_main(args: InitArgs<'_>) -> ! {
     crate::sys::process::reset_signals();
+    super::restore_nofile();
     let terminal = args.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     if terminal {
         // A terminal process gets the pty as stdio; until then it must not
@@ -170,6 +172,8 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
         console,
         mounts,
         host_root,
+        views,
+        rootfs_dir,
         preserved,
         seccomp,
         apparmor,
@@ -202,6 +206,25 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
             .map_err(|e| sys("create cgroup namespace", e))?;
     }
     let proc = own_procfs()?;
+    if views.is_some() {
+        // What boot reads the views from: our cgroup filesystems, which our
+        // cgroup namespace roots at our cgroup.
+        match cgroup_mounts(cgroup) {
+            Ok((infos, fds)) => {
+                let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+                wire::send(&sync, &Sync::CgroupMounts { infos }, &raw)
+                    .map_err(|e| sys("send cgroup mounts to the sandbox", e))?;
+            }
+            Err(e) => {
+                let _ = send(
+                    &sync,
+                    &Sync::Warning {
+                        message: format!("no /proc views: {e}"),
+                    },
+                );
+            }
+        }
+    }
     if ns.creates(NsKind::Time) {
         nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
             .map_err(|e| sys("create time namespace", e))?;
@@ -235,7 +258,7 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
         }
         if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
             crate::sys::set_domainname(d)
-                .map_err(|e| Error::Sandbox(format!("set domainname {d:?}: {}", errno_text(&e))))?;
+                .map_err(|e| Error::os(format!("set domainname {d:?}"), e))?;
         }
     }
     process::apply_sysctls(
@@ -254,9 +277,32 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
     let ctx = RootfsContext {
         spec,
         cgroup,
-        bind_devices: ns.fresh.contains(&NsKind::User),
+        bind_devices: ns.in_user_ns || ns.fresh.contains(&NsKind::User),
     };
-    let root = rootfs::build(&ctx, prepared)?;
+    let root = match &rootfs_dir {
+        // Nothing is mounted in the host's mount namespace; the default
+        // devices are made in the rootfs's own /dev, as runc does.
+        Some(dir) => {
+            drop(prepared);
+            rootfs::populate_shared_root(&ctx, dir.as_fd())?;
+            None
+        }
+        None => Some(rootfs::build(&ctx, prepared)?),
+    };
+    if let (Some(views), Some(root)) = (views, root.as_ref()) {
+        // Over the container's own /proc and /sys files; without views the
+        // container still runs, with the host's numbers. (A container
+        // without a mount namespace gets none: they would be mounted in
+        // the host's.)
+        if let Err(e) = bind_proc_views(root, &views) {
+            let _ = send(
+                &sync,
+                &Sync::Warning {
+                    message: format!("no /proc views: {e}"),
+                },
+            );
+        }
+    }
 
     let hooks = spec.hooks().as_ref();
     if hooks::has(hooks, Stage::Prestart) || hooks::has(hooks, Stage::CreateRuntime) {
@@ -273,9 +319,15 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
     }
     drop(host_root);
 
-    rootfs::pivot(&root)?;
-    rootfs::finish(spec, &root)?;
-    drop(root);
+    match (root, &rootfs_dir) {
+        (Some(root), _) => {
+            rootfs::pivot(&root)?;
+            rootfs::finish(spec, &root)?;
+        }
+        (None, Some(dir)) => enter_chroot(dir)?,
+        (None, None) => unreachable!("a rootfs is built or shared"),
+    }
+    drop(rootfs_dir);
 
     let terminal = if process.terminal() == Some(true) {
         Some(open_console(process, console.as_ref())?)
@@ -298,13 +350,76 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
     send(&sync, &Sync::Ready)?;
     expect(&sync, "Start")?;
 
-    let tail = tail.seccomp_if_nnp(&sync)?;
-    // As they run in the container: under its user, capabilities and full
-    // seccomp filter.
-    state.status = "created".into();
-    hooks::run(hooks, Stage::StartContainer, &state)?;
-    drop(proc);
-    tail.exec(process, &sync)
+    // `start` has returned by now (as runc's does): what fails from here is
+    // told on the container's stderr as well as to boot.
+    let after_start = (|| -> Result<Never> {
+        let tail = tail.seccomp_if_nnp(&sync)?;
+        // As they run in the container: under its user, capabilities and
+        // full seccomp filter.
+        state.status = "created".into();
+        hooks::run(hooks, Stage::StartContainer, &state)?;
+        drop(proc);
+        tail.exec(process, &sync)
+    })();
+    if let Err(e) = &after_start {
+        let _ = nix::unistd::write(std::io::stderr(), format!("husk: {e}\n").as_bytes());
+    }
+    after_start
+}
+
+/// Read-only detached mounts of our cgroup filesystems, one per hierarchy.
+fn cgroup_mounts(
+    cgroup: &CgroupPath,
+) -> Result<(Vec<husk_procviews::CgroupDirInfo>, Vec<OwnedFd>)> {
+    let mut infos = Vec::new();
+    let mut fds = Vec::new();
+    for d in &cgroup.dirs {
+        let fs = FsContext::open(if d.v2 { "cgroup2" } else { "cgroup" })
+            .map_err(|e| sys("cgroup filesystem", e))?;
+        if !d.v2 {
+            for c in &d.controllers {
+                match c.strip_prefix("name=") {
+                    Some(n) => fs.set_string("name", n),
+                    None => fs.set_flag(c),
+                }
+                .map_err(|e| sys(format!("cgroup filesystem {c}"), e))?;
+            }
+        }
+        let mnt = fs
+            .mount(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+            .map_err(|e| sys("cgroup filesystem", e))?;
+        infos.push(husk_procviews::CgroupDirInfo {
+            controllers: d.controllers.clone(),
+            v2: d.v2,
+        });
+        fds.push(mnt);
+    }
+    Ok((infos, fds))
+}
+
+/// Bind the container's /proc views over its /proc (and /sys) files.
+fn bind_proc_views(root: &OwnedFd, views: &OwnedFd) -> Result<()> {
+    let dir = |p: &str| {
+        rootfs::open_in_root(root.as_fd(), Path::new(p), libc::O_PATH | libc::O_DIRECTORY)
+    };
+    let proc = dir("/proc").map_err(|e| sys("/proc", e))?;
+    let sys_dir = dir("/sys").ok();
+    husk_procviews::mount::bind_views(
+        views.as_fd(),
+        proc.as_fd(),
+        sys_dir.as_ref().map(|s| s.as_fd()),
+        &husk_procviews::View::ALL,
+    )
+    .map_err(|e| sys("bind the views", e))
+}
+
+/// A container without a mount namespace of its own: its root is the
+/// rootfs directory, by chroot (not a security boundary against a process
+/// with CAP_SYS_CHROOT; see docs/security.md).
+fn enter_chroot(dir: &OwnedFd) -> Result<()> {
+    nix::unistd::fchdir(dir.as_raw_fd()).map_err(|e| sys("chdir to rootfs", e))?;
+    nix::unistd::chroot(".").map_err(|e| sys("chroot to rootfs", e))?;
+    nix::unistd::chdir("/").map_err(|e| sys("chdir /", e))
 }
 
 /// Run `f` with the copy of the host's mount tree as our root (in our own
@@ -366,6 +481,14 @@ fn prepare_process(s: ProcessSetup<'_>) -> Result<Prepared2> {
     if let Some(tty) = terminal {
         crate::sys::tty::set_controlling_terminal(tty.as_fd())
             .map_err(|e| sys("set controlling terminal", e))?;
+        // The process's own terminal, as on a login: owned by its user
+        // (the group stays devpts's, tty), so `tty`, mesg and write work.
+        nix::unistd::fchown(
+            tty.as_raw_fd(),
+            Some(nix::unistd::Uid::from_raw(process.user().uid())),
+            None,
+        )
+        .map_err(|e| sys("chown the terminal to process.user.uid", e))?;
         for target in 0..3 {
             nix::unistd::dup2(tty.as_raw_fd(), target).map_err(|e| sys("dup2 terminal", e))?;
         }
@@ -424,12 +547,8 @@ fn install_seccomp(plan: Option<Prepared>, sync: &UnixStream) -> Result<()> {
         return Ok(());
     }
     if let Some(fd) = plan.install().map_err(|e| Error::Sandbox(e.to_string()))? {
-        wire::send(sync, &Sync::SeccompNotify, &[fd.as_raw_fd()]).map_err(|e| {
-            Error::Sandbox(format!(
-                "send seccomp notify fd to sandbox: {}",
-                errno_text(&e)
-            ))
-        })?;
+        wire::send(sync, &Sync::SeccompNotify, &[fd.as_raw_fd()])
+            .map_err(|e| Error::os("send seccomp notify fd to sandbox", e))?;
     }
     Ok(())
 }
@@ -461,9 +580,9 @@ pub fn open_console(process: &Process, socket: Option<&OwnedFd>) -> Result<Owned
     })?;
     let master = posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY)
         .map_err(|e| sys("open /dev/ptmx", e))?;
-    grantpt(&master).map_err(|e| Error::Sandbox(format!("grantpt: {e}")))?;
-    unlockpt(&master).map_err(|e| Error::Sandbox(format!("unlockpt: {e}")))?;
-    let name = ptsname_r(&master).map_err(|e| Error::Sandbox(format!("ptsname: {e}")))?;
+    grantpt(&master).map_err(|e| Error::os("grantpt", e))?;
+    unlockpt(&master).map_err(|e| Error::os("unlockpt", e))?;
+    let name = ptsname_r(&master).map_err(|e| Error::os("ptsname", e))?;
     let slave = crate::sys::fd::open(
         PathBuf::from(&name).as_path(),
         libc::O_RDWR | libc::O_NOCTTY,
@@ -499,7 +618,7 @@ fn write_time_offsets(spec: &Spec, proc: std::os::fd::BorrowedFd<'_>) -> Result<
         ));
     }
     crate::sys::proc_write_at(proc, "self/timens_offsets", text.as_bytes())
-        .map_err(|e| Error::Sandbox(format!("linux.timeOffsets: {}", errno_text(&e))))
+        .map_err(|e| Error::os("linux.timeOffsets", e))
 }
 
 /// Exec'd processes (husk exec) share the tail of init.
@@ -518,6 +637,8 @@ pub struct ExecArgs<'a> {
     pub init_fd: OwnedFd,
     /// Which of its namespaces to enter (CLONE_NEW* flags).
     pub enter: u64,
+    /// A container without a mount namespace: its rootfs, to chroot into.
+    pub chroot: Option<OwnedFd>,
     pub seccomp: Option<Prepared>,
     pub personality: Option<oci_spec::runtime::LinuxPersonality>,
     pub apparmor: bool,
@@ -526,6 +647,7 @@ pub struct ExecArgs<'a> {
 /// The child side of `husk exec` after fork: enter the container, exec.
 pub fn exec_child_main(args: ExecArgs<'_>) -> ! {
     crate::sys::process::reset_signals();
+    super::restore_nofile();
     let mut args = args;
     let sync = match relocate_sync(&mut args.sync) {
         Ok(s) => s,
@@ -546,6 +668,9 @@ fn exec_run(args: ExecArgs<'_>) -> Result<Never> {
         .map_err(|e| sys("enter the container's namespaces", e))?;
     }
     drop(args.init_fd);
+    if let Some(dir) = &args.chroot {
+        enter_chroot(dir)?;
+    }
     // A procfs of the container's pid namespace, only when a step needs
     // one (the container's own /proc is the container's to arrange).
     let needs_proc = args.process.oom_score_adj().is_some()

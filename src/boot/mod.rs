@@ -93,6 +93,9 @@ struct Ctr {
     deadline: Option<Instant>,
     /// The init announced its exec (during Start).
     announced: bool,
+    /// The spec's seccomp profile notifies, and the init has not handed
+    /// over its notify descriptor yet (it does when it loads the filter).
+    notify_pending: bool,
     /// Namespaces of the init an exec'd process enters (setns flags), and
     /// whether that includes its pid namespace.
     enter: u64,
@@ -100,11 +103,19 @@ struct Ctr {
     /// The container's cgroup.procs files (pod members; empty for the root
     /// container, whose processes are in boot's cgroup).
     cgroup_procs: Vec<OwnedFd>,
+    /// The rootfs directory of a container without a mount namespace of
+    /// its own: exec'd processes chroot into it.
+    root_dir: Option<OwnedFd>,
     /// Connections parked in Wait.
     waiters: Vec<ConnId>,
     /// A pod member being destroyed: forgotten once reaped, so its id may
     /// be used again in the pod.
     destroyed: bool,
+    /// The FUSE server of the container's /proc views.
+    views: Option<husk_procviews::Server>,
+    /// Its connection, until the init sends the cgroup filesystems to
+    /// serve from.
+    views_pending: Option<OwnedFd>,
 }
 
 struct ExecProc {
@@ -144,6 +155,9 @@ pub struct Boot {
     own_pidns: OwnedFd,
     /// The root container's init, at `husk_oci::STANDS_FOR_FD`.
     stands_for: Option<OwnedFd>,
+    /// boot's own procfs (host-wide files such as meminfo, and our /self),
+    /// kept since /proc shows the root container's.
+    own_proc: OwnedFd,
 }
 
 /// Entry point of `husk boot`.
@@ -154,18 +168,21 @@ pub fn main(cfg: Config, listener: OwnedFd) -> Result<i32> {
     // Until the root container exists, boot lives only as long as the
     // `husk create` that started it.
     crate::sys::process::set_parent_death_signal(Signal::SIGKILL)
-        .map_err(|e| Error::Sandbox(format!("set parent death signal: {e}")))?;
+        .map_err(|e| Error::os("set parent death signal", e))?;
     // For a sandbox that shares the host's pid namespace (no pid namespace
     // in the spec) orphans must still come to us.
     let _ = crate::sys::process::set_child_subreaper();
-    crate::sys::process::keep_null_device()
-        .map_err(|e| Error::Sandbox(format!("boot: open /dev/null: {e}")))?;
+    crate::sys::process::keep_null_device().map_err(|e| Error::os("boot: open /dev/null", e))?;
     let own_proc = setup::leave_host()?;
-    crate::sys::process::set_proc_dir(own_proc);
+    crate::sys::process::set_proc_dir(
+        own_proc
+            .try_clone()
+            .map_err(|e| Error::os("boot: procfs", e))?,
+    );
     let own_pidns = crate::sys::process::pidfd_open(nix::unistd::getpid())
-        .map_err(|e| Error::Sandbox(format!("boot: pidfd of itself: {e}")))?;
-    nix::sys::prctl::set_dumpable(false)
-        .map_err(|e| Error::Sandbox(format!("boot: set not dumpable: {e}")))?;
+        .map_err(|e| Error::os("boot: pidfd of itself", e))?;
+    nix::sys::prctl::set_dumpable(false).map_err(|e| Error::os("boot: set not dumpable", e))?;
+    raise_nofile();
 
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
@@ -174,14 +191,14 @@ pub fn main(cfg: Config, listener: OwnedFd) -> Result<i32> {
     }
     mask.add(Signal::SIGPIPE);
     mask.thread_block()
-        .map_err(|e| Error::Sandbox(format!("block signals: {e}")))?;
+        .map_err(|e| Error::os("block signals", e))?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| Error::Sandbox(format!("signalfd: {e}")))?;
+        .map_err(|e| Error::os("signalfd", e))?;
 
     let listener = UnixListener::from(listener);
     listener
         .set_nonblocking(true)
-        .map_err(|e| Error::Sandbox(format!("control socket: {e}")))?;
+        .map_err(|e| Error::os("control socket", e))?;
     let mut boot = Boot {
         cfg,
         listener,
@@ -199,6 +216,7 @@ pub fn main(cfg: Config, listener: OwnedFd) -> Result<i32> {
         started: Instant::now(),
         own_pidns,
         stands_for: None,
+        own_proc,
     };
     boot.serve()
 }
@@ -211,6 +229,7 @@ enum Watch {
     Conn(ConnId),
     CtrSync(usize),
     ExecSync(u64),
+    Views(usize),
 }
 
 impl Boot {
@@ -231,7 +250,7 @@ impl Boot {
             let mut what = Vec::new();
             let accepting = self.exiting.is_none()
                 && self.accept_after.is_none_or(|t| now >= t)
-                && self.conns.len() < conn::MAX_CONNS;
+                && self.active() < conn::MAX_ACTIVE;
             if accepting {
                 self.accept_after = None;
                 fds.push(crate::sys::pollfd(self.listener.as_raw_fd(), libc::POLLIN));
@@ -251,6 +270,13 @@ impl Boot {
                     ctr_keys.push(id.clone());
                 }
             }
+            for (id, c) in &self.containers {
+                if let Some(v) = &c.views {
+                    fds.push(crate::sys::pollfd(v.fd().as_raw_fd(), libc::POLLIN));
+                    what.push(Watch::Views(ctr_keys.len()));
+                    ctr_keys.push(id.clone());
+                }
+            }
             for (token, p) in &self.procs {
                 if let Some(s) = &p.sync {
                     fds.push(crate::sys::pollfd(s.sock.as_raw_fd(), libc::POLLIN));
@@ -267,8 +293,7 @@ impl Boot {
                 (None, true) => Some(1000),
                 (t, false) => t,
             };
-            crate::sys::poll(&mut fds, timeout.unwrap_or(-1))
-                .map_err(|e| Error::Sandbox(format!("poll: {e}")))?;
+            crate::sys::poll(&mut fds, timeout.unwrap_or(-1)).map_err(|e| Error::os("poll", e))?;
             let mut busy = false;
             for (pfd, w) in fds.iter().zip(&what) {
                 if pfd.revents == 0 {
@@ -281,12 +306,29 @@ impl Boot {
                     Watch::Conn(id) => self.on_conn_event(id, pfd.revents),
                     Watch::CtrSync(i) => self.on_init_event(&ctr_keys[i]),
                     Watch::ExecSync(token) => self.on_exec_event(token),
+                    Watch::Views(i) => self.on_views(&ctr_keys[i]),
                 }
             }
             self.expire(Instant::now());
             if busy && self.is_idle() {
                 // Going idle: give back what the requests touched.
                 crate::sys::memory::trim_idle();
+            }
+        }
+    }
+
+    /// Requests for a container's /proc views: answered at once.
+    fn on_views(&mut self, id: &str) {
+        let Some(c) = self.containers.get_mut(id) else {
+            return;
+        };
+        let Some(v) = c.views.as_mut() else { return };
+        match v.on_readable() {
+            Ok(husk_procviews::Status::Serving) | Ok(husk_procviews::Status::NotMounted) => {}
+            Ok(husk_procviews::Status::Closed) => c.views = None,
+            Err(e) => {
+                tracing::warn!("container {id}: /proc views: {e}");
+                c.views = None;
             }
         }
     }
@@ -407,6 +449,7 @@ impl Boot {
             if let Some(c) = self.containers.get_mut(&cid) {
                 c.phase = Phase::Exited(st);
                 c.deadline = None;
+                c.views = None;
                 c.sync = None;
                 c.cgroup_procs.clear();
                 let waiters = std::mem::take(&mut c.waiters);
@@ -530,6 +573,54 @@ impl Boot {
     fn close_conn(&mut self, id: ConnId) {
         self.conns.remove(&id);
     }
+
+    /// Tell the requester a container process exists (its pidfd) and take
+    /// up the setup channel to it. None: the requester is gone, and so is
+    /// the process (killed).
+    fn announce_forked(
+        &mut self,
+        conn: ConnId,
+        pidfd: &OwnedFd,
+        parent_sock: std::os::unix::net::UnixStream,
+    ) -> Result<Option<SyncChan>> {
+        use crate::sys::process::pidfd_send_signal;
+        if !self.send_conn(conn, &Response::Forked, &[pidfd.as_raw_fd()]) {
+            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            self.close_conn(conn);
+            return Ok(None);
+        }
+        let sync = SyncChan::new(parent_sock).map_err(|e| {
+            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            Error::os("setup socket", e)
+        })?;
+        Ok(Some(sync))
+    }
+}
+
+/// The descriptor limit boot was started with, which its container
+/// processes get back (boot raises its own: every parked waiter costs one).
+static NOFILE: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
+fn raise_nofile() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = NOFILE.set((soft, hard));
+        let want = hard.min(1 << 16);
+        if want > soft {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, want, hard);
+        }
+    }
+}
+
+/// In a container process boot forked: the descriptor limit boot had.
+pub(crate) fn restore_nofile() {
+    if let Some((soft, hard)) = NOFILE.get() {
+        let _ = nix::sys::resource::setrlimit(
+            nix::sys::resource::Resource::RLIMIT_NOFILE,
+            *soft,
+            *hard,
+        );
+    }
 }
 
 /// In a forked child: drop boot's own descriptors right away.
@@ -538,6 +629,16 @@ fn close_inherited(boot: &Boot) {
     let _ = nix::unistd::close(boot.sigfd.as_raw_fd());
     for c in boot.conns.values() {
         let _ = nix::unistd::close(c.sock.as_raw_fd());
+    }
+    // Only boot may hold a views connection: if boot goes, its readers
+    // must get an error at once, not wait.
+    for c in boot.containers.values() {
+        if let Some(v) = &c.views {
+            let _ = nix::unistd::close(v.fd().as_raw_fd());
+        }
+        if let Some(v) = &c.views_pending {
+            let _ = nix::unistd::close(v.as_raw_fd());
+        }
     }
 }
 
@@ -552,5 +653,28 @@ fn peer_uid(sock: &UnixStream) -> Option<u32> {
 /// one into another.
 fn restore_pidns(boot: &Boot) -> Result<()> {
     nix::sched::setns(boot.own_pidns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
-        .map_err(|e| Error::Sandbox(format!("restore pid namespace: {e}")))
+        .map_err(|e| Error::os("restore pid namespace", e))
+}
+
+/// Fork a container process (new namespaces `clone_flags`; `what` names
+/// the step in an error). When boot has entered another pid namespace for
+/// it (`entered_pidns`), the parent goes back to its own at once, and a
+/// child it cannot leave behind is killed.
+fn fork_child(
+    boot: &Boot,
+    clone_flags: u64,
+    entered_pidns: bool,
+    what: &str,
+) -> Result<crate::sys::process::Forked> {
+    use crate::sys::process::{fork_into, pidfd_send_signal, Forked};
+    let forked = fork_into(clone_flags, None);
+    if entered_pidns && !matches!(forked, Ok(Forked::Child)) {
+        if let Err(e) = restore_pidns(boot) {
+            if let Ok(Forked::Parent { pidfd, .. }) = &forked {
+                let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            }
+            return Err(e);
+        }
+    }
+    forked.map_err(|e| Error::os(what, e))
 }

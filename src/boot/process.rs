@@ -19,7 +19,7 @@ use crate::error::{errno_text, Error, Result};
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn sys(what: impl std::fmt::Display, e: impl Into<std::io::Error>) -> Error {
-    Error::Sandbox(format!("{what}: {}", errno_text(&e.into())))
+    Error::os(what, e)
 }
 
 /// The program to execute, resolved now (inside the container's root and
@@ -37,8 +37,7 @@ pub fn find_executable(process: &Process) -> Result<CString> {
         nix::unistd::access(p, nix::unistd::AccessFlags::X_OK)
     };
     if name.contains('/') {
-        check(Path::new(name))
-            .map_err(|e| Error::Sandbox(format!("exec {name:?}: {}", errno_text(&e.into()))))?;
+        check(Path::new(name)).map_err(|e| Error::os(format!("exec {name:?}"), e))?;
         return CString::new(name.as_bytes())
             .map_err(|_| Error::Spec("process.args[0] contains a NUL byte".into()));
     }

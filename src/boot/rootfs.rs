@@ -16,7 +16,7 @@ use nix::unistd::{fchdir, fchownat, Gid, Uid};
 use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 
 use crate::cgroups::CgroupPath;
-use crate::error::{errno_text, Error, Result};
+use crate::error::{Error, Result};
 use crate::mount_options::{self as options, MountOptions};
 use crate::sys::mount::{
     mount_setattr, move_mount_fd, move_mount_to_path, open_tree, openat2, Attrs, FsContext,
@@ -38,7 +38,7 @@ pub struct RootfsContext<'a> {
 }
 
 fn err(what: impl std::fmt::Display, e: io::Error) -> Error {
-    Error::Sandbox(format!("{what}: {}", errno_text(&e)))
+    Error::os(what, e)
 }
 
 /// Resolve `path` inside the tree rooted at `root`, never leaving it.
@@ -219,6 +219,9 @@ pub fn build(ctx: &RootfsContext<'_>, mut prepared: PreparedMounts) -> Result<Ow
     }
     let mut dev_is_bound = false;
     let mut devpts = false;
+    // Read-only filesystems that other mounts (or the device nodes, for
+    // /dev) go below are made read-only last, as runc does for /dev.
+    let mut read_only_last: Vec<(OwnedFd, PathBuf)> = Vec::new();
     for (i, m) in mounts.iter().enumerate() {
         let dest = m.destination();
         let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
@@ -239,7 +242,19 @@ pub fn build(ctx: &RootfsContext<'_>, mut prepared: PreparedMounts) -> Result<Ow
                 if typ == "devpts" {
                     devpts = true;
                 }
-                mount_fs(rootb, m, typ, &opts)?;
+                let later_below = mounts[i + 1..]
+                    .iter()
+                    .any(|l| l.destination().starts_with(dest) && l.destination() != dest);
+                if opts.attrs.set & MOUNT_ATTR_RDONLY != 0
+                    && (later_below || dest == Path::new("/dev"))
+                {
+                    let mut rw = opts.clone();
+                    rw.attrs.set &= !MOUNT_ATTR_RDONLY;
+                    let mnt = mount_fs(rootb, m, typ, &rw)?;
+                    read_only_last.push((mnt, dest.to_path_buf()));
+                } else {
+                    mount_fs(rootb, m, typ, &opts)?;
+                }
             }
         }
     }
@@ -251,15 +266,39 @@ pub fn build(ctx: &RootfsContext<'_>, mut prepared: PreparedMounts) -> Result<Ow
         let target = create_file(rootb, Path::new(&path)).map_err(|e| err(&path, e))?;
         move_mount_fd(fd.as_fd(), target.as_fd()).map_err(|e| err(format!("bind {path}"), e))?;
     }
+    for (mnt, dest) in read_only_last.into_iter().rev() {
+        let a = Attrs {
+            set: MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        // That mount only: the ones below keep their own flags.
+        mount_setattr(mnt.as_fd(), false, &a)
+            .map_err(|e| err(format!("mount {}: make it read-only", dest.display()), e))?;
+    }
 
+    make_cwd(ctx, rootb)?;
+    Ok(root)
+}
+
+/// The process's working directory, made if the image lacks it (as runc).
+fn make_cwd(ctx: &RootfsContext<'_>, root: BorrowedFd<'_>) -> Result<()> {
     let cwd = ctx
         .spec
         .process()
         .as_ref()
         .map(|p| p.cwd().clone())
         .unwrap_or_else(|| PathBuf::from("/"));
-    mkdir_all(rootb, &cwd, 0o755).map_err(|e| err(format!("cwd {}", cwd.display()), e))?;
-    Ok(root)
+    mkdir_all(root, &cwd, 0o755).map_err(|e| err(format!("cwd {}", cwd.display()), e))?;
+    Ok(())
+}
+
+/// A container without a mount namespace of its own (it shares the
+/// host's, see `init::enter_chroot`): nothing is mounted; the default
+/// devices and `linux.devices` are made in the rootfs's /dev (as runc does;
+/// they stay there), and the working directory is made if missing.
+pub fn populate_shared_root(ctx: &RootfsContext<'_>, root: BorrowedFd<'_>) -> Result<()> {
+    create_devices(ctx, root, &mut Vec::new(), false)?;
+    make_cwd(ctx, root)
 }
 
 fn attach_bind(root: BorrowedFd<'_>, m: &Mount, src: OwnedFd, opts: &MountOptions) -> Result<()> {
@@ -283,8 +322,9 @@ fn attach_bind(root: BorrowedFd<'_>, m: &Mount, src: OwnedFd, opts: &MountOption
     Ok(())
 }
 
-/// Make a new filesystem with fsopen/fsconfig/fsmount and attach it.
-fn mount_fs(root: BorrowedFd<'_>, m: &Mount, typ: &str, opts: &MountOptions) -> Result<()> {
+/// Make a new filesystem with fsopen/fsconfig/fsmount and attach it;
+/// returns the attached mount.
+fn mount_fs(root: BorrowedFd<'_>, m: &Mount, typ: &str, opts: &MountOptions) -> Result<OwnedFd> {
     let dest = m.destination();
     let what = || format!("mount {} ({typ})", dest.display());
     if typ.is_empty() {
@@ -292,6 +332,9 @@ fn mount_fs(root: BorrowedFd<'_>, m: &Mount, typ: &str, opts: &MountOptions) -> 
             "mount {}: no type given",
             dest.display()
         )));
+    }
+    if typ == "proc" || typ == "sysfs" {
+        ordinary_dir(root, dest, typ)?;
     }
     let fs = FsContext::open(typ).map_err(|e| err(what(), e))?;
     if let Some(src) = m.source() {
@@ -322,7 +365,37 @@ fn mount_fs(root: BorrowedFd<'_>, m: &Mount, typ: &str, opts: &MountOptions) -> 
         };
         mount_setattr(mnt.as_fd(), recursive, &a).map_err(|e| err(what(), e))?;
     }
-    Ok(())
+    Ok(mnt)
+}
+
+/// proc and sysfs go on an ordinary directory (or a path still to be
+/// made), never through a symlink: neither the image nor a process of
+/// another container sharing the rootfs decides where the kernel's
+/// interfaces land (runc refuses the same, in these words).
+fn ordinary_dir(root: BorrowedFd<'_>, dest: &Path, typ: &str) -> Result<()> {
+    let refuse = || {
+        Error::Spec(format!(
+            "mount {} ({typ}): filesystem {typ:?} must be mounted on ordinary directory",
+            dest.display()
+        ))
+    };
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Ok(());
+    };
+    let dir = match open_in_root(root, parent, libc::O_PATH | libc::O_DIRECTORY) {
+        Ok(d) => d,
+        // Missing (made later as directories) or not a directory (the
+        // mount fails on its own).
+        Err(_) => return Ok(()),
+    };
+    match nix::sys::stat::fstatat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    ) {
+        Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFDIR => Err(refuse()),
+        _ => Ok(()),
+    }
 }
 
 /// The container's view of its cgroups: fresh cgroupfs mounts, which its

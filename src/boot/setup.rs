@@ -20,14 +20,14 @@ use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-use crate::error::{errno_text, Error, Result};
+use crate::error::{Error, Result};
 use crate::sys::mount::{
     mount_setattr, move_mount_fd, Attrs, FsContext, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC,
     MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
 };
 
 fn err(what: &str, e: std::io::Error) -> Error {
-    Error::Sandbox(format!("boot: {what}: {}", errno_text(&e)))
+    Error::os(format!("boot: {what}"), e)
 }
 
 const PSEUDO: u64 = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
@@ -65,7 +65,13 @@ pub fn leave_host() -> Result<OwnedFd> {
     // namespace, which is what lets a boot in a user namespace mount them.
     let proc = pseudo_fs("proc")?;
     attach(&proc, &root, "proc")?;
-    let sys = pseudo_fs("sysfs")?;
+    let sys = match pseudo_fs("sysfs") {
+        Ok(sys) => sys,
+        // A new sysfs takes privilege over the network namespace; one
+        // shared with the host (a rootless spec without its own) leaves
+        // the host's, seen through a read-only copy.
+        Err(_) => host_sys()?,
+    };
     attach(&sys, &root, "sys")?;
     nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&root))
         .map_err(|e| err("chdir to new root", e.into()))?;
@@ -86,6 +92,20 @@ fn pseudo_fs(typ: &str) -> Result<OwnedFd> {
     let fs = FsContext::open(typ).map_err(|e| err(typ, e))?;
     fs.mount(PSEUDO | MOUNT_ATTR_RDONLY)
         .map_err(|e| err(typ, e))
+}
+
+/// A read-only copy of the host's /sys tree (recursive: a user namespace
+/// may not take it apart).
+fn host_sys() -> Result<OwnedFd> {
+    use crate::sys::mount::{open_tree, AT_RECURSIVE, OPEN_TREE_CLONE};
+    let tree = open_tree(None, Path::new("/sys"), OPEN_TREE_CLONE | AT_RECURSIVE)
+        .map_err(|e| err("sysfs: copy the host's /sys", e))?;
+    let attrs = Attrs {
+        set: PSEUDO | MOUNT_ATTR_RDONLY,
+        ..Default::default()
+    };
+    mount_setattr(tree.as_fd(), true, &attrs).map_err(|e| err("sysfs: read-only", e))?;
+    Ok(tree)
 }
 
 fn attach(mnt: &OwnedFd, root: &OwnedFd, name: &str) -> Result<()> {

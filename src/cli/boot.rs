@@ -10,6 +10,13 @@ pub struct Args {
     /// The listening control socket, inherited from the caller.
     #[arg(long)]
     pub listen_fd: RawFd,
+    /// `--log`, opened by the caller: boot may be born in a user namespace
+    /// with no right to open it.
+    #[arg(long)]
+    pub log_fd: Option<RawFd>,
+    /// Its `--debug-log-dir` file, opened by the caller likewise.
+    #[arg(long)]
+    pub debug_log_fd: Option<RawFd>,
 }
 
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {

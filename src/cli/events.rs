@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::config::Config;
 use crate::container::state::Status;
@@ -32,6 +32,17 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// One event line, keys in runc's order (type, id, data; the stats keep
+/// their struct order, runc's), which scripts grep for.
+#[derive(Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    typ: &'static str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a crate::cgroups::Stats>,
+}
+
 /// Print one event line; false once the reader has gone away (a closed
 /// pipe ends the stream quietly).
 fn emit(line: &str) -> bool {
@@ -50,7 +61,11 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         let status = c.status();
         let ooms = c.oom_kills();
         let data = c.stats().with_context(ctx)?;
-        let line = json!({"type": "stats", "id": a.id, "data": data}).to_string();
+        let line = serde_json::to_string(&Event {
+            typ: "stats",
+            id: &a.id,
+            data: Some(&data),
+        })?;
         Ok((line, status, ooms))
     };
     let (line, _, mut ooms) = stats_line()?;
@@ -70,7 +85,12 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         };
         let now_ooms = state.cgroup.oom_kills();
         if now_ooms > ooms {
-            if !emit(&json!({"type": "oom", "id": a.id}).to_string()) {
+            let oom = Event {
+                typ: "oom",
+                id: &a.id,
+                data: None,
+            };
+            if !emit(&serde_json::to_string(&oom)?) {
                 return Ok(0);
             }
             ooms = now_ooms;

@@ -8,19 +8,19 @@
 //! kills the process it stood for.
 
 use std::collections::HashSet;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use nix::sys::signal::Signal;
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 
 use crate::config::Config;
-use crate::container::state::write_file_atomic;
+use crate::container::state::{write_file_atomic, Status};
 use crate::container::{Console, Container, ExecOptions};
 use crate::sandbox::waiter;
 use crate::sys::process::pidfd_send_signal;
@@ -69,13 +69,15 @@ pub struct Args {
     /// AppArmor profile.
     #[arg(short = 'a', long, value_name = "PROFILE")]
     pub apparmor: Option<String>,
-    /// Accepted for runc compatibility; exec into a paused container is
-    /// still refused (its process would freeze before it could start).
+    /// Exec even if the container is paused: the process runs once the
+    /// container is resumed (husk waits for that, at most 300 s, when the
+    /// container is its sandbox's root).
     #[arg(long)]
     pub ignore_paused: bool,
-    /// Accepted for runc compatibility (sub-cgroup to run in).
+    /// Run in this sub-cgroup of the container's: SUB (every hierarchy) or
+    /// CTRL[,CTRL]:SUB (those controllers'; repeat for more). It must exist.
     #[arg(long, value_name = "PATH")]
-    pub cgroup: Option<String>,
+    pub cgroup: Vec<String>,
     /// Container id.
     pub id: String,
     /// Command and arguments (when no --process is given).
@@ -83,11 +85,24 @@ pub struct Args {
     pub args: Vec<String>,
 }
 
-fn load_process(path: &PathBuf) -> anyhow::Result<Process> {
+/// A process.json; without `user`, the process runs as the container's
+/// user (runc accepts such files too).
+fn load_process(path: &PathBuf, base: Option<&Process>) -> anyhow::Result<Process> {
     let text =
         std::fs::read(path).with_context(|| format!("read process file {}", path.display()))?;
-    let p: Process = serde_json::from_slice(&text)
-        .map_err(|e| anyhow::anyhow!("parse process file {}: {}", path.display(), e))?;
+    let parse_err =
+        |e: serde_json::Error| anyhow::anyhow!("parse process file {}: {}", path.display(), e);
+    let mut v: serde_json::Value = serde_json::from_slice(&text).map_err(parse_err)?;
+    if let Some(obj) = v.as_object_mut() {
+        if !obj.contains_key("user") {
+            let user = match base {
+                Some(b) => serde_json::to_value(b.user())?,
+                None => serde_json::json!({"uid": 0, "gid": 0}),
+            };
+            obj.insert("user".into(), user);
+        }
+    }
+    let p: Process = serde_json::from_value(v).map_err(parse_err)?;
     if p.args().as_ref().is_none_or(|a| a.is_empty()) {
         bail!("process file {}: args must name a program", path.display());
     }
@@ -113,7 +128,7 @@ fn build_process(a: &Args, base: Option<Process>) -> anyhow::Result<Process> {
         bail!("--process-label: SELinux is not supported");
     }
     let mut p = match &a.process {
-        Some(path) => load_process(path)?,
+        Some(path) => load_process(path, base.as_ref())?,
         None => {
             if a.args.is_empty() {
                 bail!("no command given (pass ARGS or --process)");
@@ -194,30 +209,58 @@ fn build_process(a: &Args, base: Option<Process>) -> anyhow::Result<Process> {
 
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     let ctx = || format!("exec {}", a.id);
-    let c = Container::load(cfg, &a.id).with_context(ctx)?;
+    let mut c = Container::load(cfg, &a.id).with_context(ctx)?;
+    if a.ignore_paused && c.state.is_root && c.status() == Status::Paused {
+        c = wait_for_resume(cfg, c).with_context(ctx)?;
+    }
     let process = build_process(&a, c.state.process.clone()).with_context(ctx)?;
+    tracing::debug!(
+        "exec {}: {:?} as {}:{} in a {} container",
+        a.id,
+        process.args().as_deref().unwrap_or_default(),
+        process.user().uid(),
+        process.user().gid(),
+        c.status()
+    );
     let terminal = process.terminal() == Some(true);
     let mut proxy: Option<UnixStream> = None;
     let console = match (&a.console_socket, terminal) {
         (Some(p), _) => Some(Console::Path(p.clone())),
         (None, true) => {
-            if a.detach || !super::tty::stdin_is_tty() {
+            if a.detach {
                 bail!(
-                    "exec {}: --tty needs --console-socket, or a terminal on standard input",
+                    "exec {}: cannot allocate a terminal for a detached process without --console-socket",
                     a.id
                 );
             }
+            // Be the console ourselves, whatever standard input is (a
+            // terminal gets raw mode; anything else is copied as it is).
             let (theirs, ours) = super::tty::console_pair()?;
             proxy = Some(ours);
             Some(theirs)
         }
         (None, false) => None,
     };
+    if let Some(pf) = &a.pid_file {
+        // A pid file that cannot be written fails the exec before the
+        // process runs (as with runc), not after.
+        probe_pid_file(pf).with_context(ctx)?;
+    }
     let mask = waiter::forward_mask();
     mask.thread_block().context("block signals")?;
-    let sub_cgroup = match &a.cgroup {
-        Some(sub) => Some(sub_cgroup(&c.state.cgroup, sub).with_context(ctx)?),
-        None => None,
+    let sub_cgroup = if a.cgroup.is_empty() {
+        None
+    } else {
+        let sub = sub_cgroup(&c.state.cgroup, &a.cgroup).with_context(ctx)?;
+        tracing::debug!(
+            "exec {}: in cgroup {:?}",
+            a.id,
+            sub.dirs
+                .iter()
+                .map(|d| d.path.display().to_string())
+                .collect::<Vec<_>>()
+        );
+        Some(sub)
     };
     let execed = c
         .exec(ExecOptions {
@@ -230,6 +273,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         .with_context(ctx)?;
     // Other husk commands may lock the container while this one waits.
     drop(c);
+    tracing::debug!("exec {}: process {} started", a.id, execed.pid);
 
     if a.detach {
         let pid = execed.pid;
@@ -256,19 +300,16 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     let forward = |sig: Signal| {
         let _ = pidfd_send_signal(execed.pidfd.as_fd(), sig as i32);
     };
-    match proxy {
-        Some(sock) => {
-            let master = super::tty::receive_master(&sock).with_context(ctx)?;
-            super::tty::proxy(master, conn.as_fd(), &mut |sig| forward(sig));
-        }
-        None => {
-            let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-                .context("signalfd")?;
-            waiter::forward_until(&sigfd, conn.as_raw_fd(), forward);
-        }
-    }
+    let master = match proxy {
+        Some(sock) => Some(super::tty::receive_master(&sock).with_context(ctx)?),
+        None => None,
+    };
+    super::wait_forwarding(master, conn.as_fd(), &mask, forward)?;
     match crate::sandbox::read_exit(&conn) {
-        Some(st) => Ok(st.0),
+        Some(st) => {
+            tracing::debug!("exec {}: process exited with status {}", a.id, st.0);
+            Ok(st.0)
+        }
         None => {
             // runc reports a process killed with its container as 137.
             eprintln!(
@@ -280,47 +321,195 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     }
 }
 
-/// `exec --cgroup`: `SUB` (every hierarchy) or `CTRL:SUB` (one), a path
-/// below the container's own cgroup that must exist and may not leave it.
-fn sub_cgroup(
-    base: &crate::cgroups::CgroupPath,
-    arg: &str,
-) -> anyhow::Result<crate::cgroups::CgroupPath> {
-    let (ctrl, sub) = match arg.split_once(':') {
-        Some((c, s)) => (Some(c), s),
-        None => (None, arg),
-    };
-    let rel = std::path::Path::new(sub.trim_start_matches('/'));
-    if rel.as_os_str().is_empty()
-        || rel
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        bail!("--cgroup {arg:?}: must name a sub-cgroup of the container's cgroup");
+/// Whether a file can be made next to `pf` (where the pid file's
+/// temporary copy goes).
+fn probe_pid_file(pf: &std::path::Path) -> anyhow::Result<()> {
+    let dir = pf
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = pf
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("--pid-file {}: not a file path", pf.display()))?;
+    let probe = dir.join(format!(".{}.husk-probe", name.to_string_lossy()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+        .map_err(|e| anyhow::anyhow!("write {}: {}", pf.display(), crate::error::errno_text(&e)))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// How long `exec --ignore-paused` waits for a paused root container to be
+/// resumed (boot's own bound on a process's setup).
+const RESUME_WAIT: Duration = Duration::from_secs(300);
+
+/// `exec --ignore-paused` into a paused root container: its sandbox (boot)
+/// is frozen with it and cannot fork until the container is resumed. Wait
+/// for that, as runc's exec does (its new process freezes in the cgroup
+/// until then), but bounded, and without holding the container's lock, so
+/// that `resume` can take it.
+fn wait_for_resume(cfg: &Config, c: Container) -> anyhow::Result<Container> {
+    let id = c.id().to_string();
+    drop(c);
+    tracing::debug!("exec {id}: the container is paused; waiting until it is resumed");
+    let deadline = Instant::now() + RESUME_WAIT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let st = Container::read(cfg, &id)?.current_status();
+        if st != Status::Paused {
+            break;
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "the container stayed paused for {} s; its sandbox cannot start a process until it is resumed",
+                RESUME_WAIT.as_secs()
+            );
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
     }
-    let mut out = base.clone();
-    let mut matched = false;
-    for d in out.dirs.iter_mut() {
-        let wanted = match ctrl {
-            None => true,
-            Some(c) => {
-                (d.v2 && c.is_empty())
-                    || d.controllers
-                        .iter()
-                        .any(|x| x == c || x.strip_prefix("name=") == Some(c))
+    Ok(Container::load(cfg, &id)?)
+}
+
+/// Which hierarchies one `--cgroup` value names, and the path below the
+/// container's cgroup.
+enum CgroupArg<'a> {
+    /// `SUB`: every hierarchy.
+    All(&'a str),
+    /// `CTRL[,CTRL]:SUB`.
+    Some(Vec<&'a str>, &'a str),
+}
+
+fn parse_cgroup_arg(arg: &str) -> CgroupArg<'_> {
+    match arg.split_once(':') {
+        // ":SUB" means every hierarchy too (as with runc).
+        Some(("", sub)) => CgroupArg::All(sub),
+        Some((ctrls, sub)) => CgroupArg::Some(ctrls.split(',').collect(), sub),
+        None => CgroupArg::All(arg),
+    }
+}
+
+/// `sub` below `base`, resolved lexically; None if it leaves `base` (a
+/// real containment test, not runc's string prefix, which lets
+/// `../<id>x` through to a sibling).
+fn below(base: &std::path::Path, sub: &str) -> Option<std::path::PathBuf> {
+    use std::path::Component;
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in std::path::Path::new(sub).components() {
+        match c {
+            Component::Normal(n) => parts.push(n),
+            Component::ParentDir => {
+                parts.pop()?;
             }
-        };
-        if wanted {
-            matched = true;
-            let p = d.path.join(rel);
-            if !p.is_dir() {
-                bail!("--cgroup {arg:?}: {} does not exist", p.display());
-            }
-            d.path = p;
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
         }
     }
-    if !matched {
-        bail!("--cgroup {arg:?}: the container has no such cgroup controller");
+    let mut p = base.to_path_buf();
+    p.extend(parts);
+    Some(p)
+}
+
+/// `exec --cgroup`: each value is `SUB` (every hierarchy) or
+/// `CTRL[,CTRL]:SUB` (those controllers' hierarchies, `name=systemd`
+/// included); the two forms do not mix. SUB is a path below the
+/// container's own cgroup that must exist and may not leave it; empty
+/// means the container's cgroup.
+fn sub_cgroup(
+    base: &crate::cgroups::CgroupPath,
+    args: &[String],
+) -> anyhow::Result<crate::cgroups::CgroupPath> {
+    let parsed: Vec<(&String, CgroupArg<'_>)> =
+        args.iter().map(|a| (a, parse_cgroup_arg(a))).collect();
+    let all = parsed
+        .iter()
+        .filter(|(_, p)| matches!(p, CgroupArg::All(_)));
+    if args.len() > 1 {
+        if let Some((a, _)) = all.clone().next() {
+            bail!("invalid --cgroup argument: {a} (missing <controller>: prefix)");
+        }
+    }
+    let mut out = base.clone();
+    let set = |d: &mut crate::cgroups::CgroupDir, arg: &str, sub: &str| -> anyhow::Result<()> {
+        let Some(p) = below(&d.path, sub) else {
+            bail!("--cgroup {arg}: {sub} is not a sub-cgroup of the container's cgroup");
+        };
+        if !p.is_dir() {
+            bail!("--cgroup {arg}: {} does not exist", p.display());
+        }
+        d.path = p;
+        Ok(())
+    };
+    for (arg, p) in &parsed {
+        match p {
+            CgroupArg::All(sub) => {
+                for d in out.dirs.iter_mut() {
+                    set(d, arg, sub)?;
+                }
+            }
+            CgroupArg::Some(ctrls, sub) => {
+                for ctrl in ctrls {
+                    // v1 hierarchies by controller (or name=); on a host
+                    // with cgroup v2 only, its controllers name its one
+                    // hierarchy.
+                    let v1 = out
+                        .dirs
+                        .iter()
+                        .position(|d| !d.v2 && d.controllers.iter().any(|x| x == ctrl));
+                    let i = v1
+                        .or_else(|| {
+                            let only_v2 = out.dirs.iter().all(|d| d.v2);
+                            out.dirs
+                                .iter()
+                                .position(|d| only_v2 && d.controllers.iter().any(|x| x == ctrl))
+                        })
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--cgroup {arg}: the container has no cgroup controller {ctrl:?}"
+                            )
+                        })?;
+                    set(&mut out.dirs[i], arg, sub)?;
+                }
+            }
+        }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn cgroup_paths_stay_below_the_container() {
+        let b = Path::new("/sys/fs/cgroup/pids/c9");
+        assert_eq!(below(b, "sub").unwrap(), b.join("sub"));
+        assert_eq!(below(b, "/sub").unwrap(), b.join("sub"));
+        assert_eq!(below(b, "sub/..").unwrap(), b);
+        assert_eq!(below(b, "").unwrap(), b);
+        assert!(below(b, "..").is_none());
+        assert!(below(b, "../c9x").is_none());
+        assert!(below(b, "sub/../../c9x").is_none());
+        assert!(below(b, "../../..").is_none());
+    }
+
+    #[test]
+    fn cgroup_argument_forms() {
+        assert!(matches!(parse_cgroup_arg("sub"), CgroupArg::All("sub")));
+        assert!(matches!(parse_cgroup_arg(":sub"), CgroupArg::All("sub")));
+        match parse_cgroup_arg("cpu,cpuacct:a/b") {
+            CgroupArg::Some(c, s) => {
+                assert_eq!(c, ["cpu", "cpuacct"]);
+                assert_eq!(s, "a/b");
+            }
+            CgroupArg::All(_) => panic!(),
+        }
+        match parse_cgroup_arg("name=systemd:x") {
+            CgroupArg::Some(c, _) => assert_eq!(c, ["name=systemd"]),
+            CgroupArg::All(_) => panic!(),
+        }
+    }
 }

@@ -14,10 +14,12 @@ pub struct Args {
 }
 
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
-    let states: Vec<_> = Container::list(cfg)?
+    let mut states: Vec<_> = Container::list(cfg)?
         .iter()
         .map(|s| s.oci_state())
         .collect();
+    // runc lists by id.
+    states.sort_by(|a, b| a.id.cmp(&b.id));
     if a.quiet {
         for s in &states {
             println!("{}", s.id);
@@ -25,7 +27,10 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     match a.format {
-        Format::Json => println!("{}", serde_json::to_string(&states)?),
+        Format::Json => {
+            let view: Vec<_> = states.iter().map(super::state::RuncState::of).collect();
+            println!("{}", serde_json::to_string(&view)?)
+        }
         Format::Table => print!("{}", table(&states)),
     }
     Ok(0)

@@ -1,6 +1,10 @@
 //! The command line: runc's commands and flags, one file per command. This
 //! layer knows argv shapes and output formats, not how a sandbox works.
 
+use std::os::fd::{AsRawFd, RawFd};
+
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
 mod boot;
 mod create;
 mod delete;
@@ -29,9 +33,13 @@ use crate::config::Config;
     name = "husk",
     version,
     about = "A sandboxed OCI container runtime",
-    disable_help_subcommand = true
+    disable_help_subcommand = true,
+    disable_version_flag = true
 )]
 pub struct Cli {
+    /// Print the version (runc's shape: version, commit, spec).
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    pub version: (),
     #[command(flatten)]
     pub config: Config,
     #[command(subcommand)]
@@ -83,12 +91,36 @@ impl Command {
     /// purpose. Everything else they inherited is closed before anything
     /// (the log files included) is opened.
     pub fn close_inherited_fds(&self) {
-        let keep = match self {
-            Command::Boot(a) => a.listen_fd,
-            Command::Gofer(a) => a.sock_fd,
+        let keep: Vec<RawFd> = match self {
+            Command::Boot(a) => [Some(a.listen_fd), a.log_fd, a.debug_log_fd]
+                .into_iter()
+                .flatten()
+                .collect(),
+            Command::Gofer(a) => vec![a.sock_fd],
             _ => return,
         };
-        crate::sys::process::close_fds_except(&[keep]);
+        crate::sys::process::close_fds_except(&keep);
+    }
+
+    /// Log files the caller opened for this process (boot's).
+    pub fn log_fds(&self) -> crate::logging::InheritedLogs {
+        match self {
+            Command::Boot(a) => crate::logging::InheritedLogs {
+                log: a.log_fd,
+                debug: a.debug_log_fd,
+            },
+            _ => Default::default(),
+        }
+    }
+
+    /// The exit code of a command that fails: 255 for `exec`, as runc's,
+    /// so that a caller can tell a runtime failure from the exit status of
+    /// the process it ran; 1 for every other command.
+    pub fn failure_code(&self) -> i32 {
+        match self {
+            Command::Exec(_) => 255,
+            _ => 1,
+        }
     }
 
     /// The command's name and container id, for log file names and errors.
@@ -112,6 +144,49 @@ impl Command {
             Command::Boot(a) => ("boot", Some(&a.sandbox_id)),
             Command::Gofer(a) => ("gofer", Some(&a.id)),
         }
+    }
+}
+
+/// What `husk --version` prints after "husk ": runc's three lines
+/// (`runc version X`, `commit: ...`, `spec: ...`) with husk's values.
+pub fn version_text() -> String {
+    format!(
+        "version {}\ncommit: {}\nspec: {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("HUSK_COMMIT"),
+        husk_oci::OCI_VERSION
+    )
+}
+
+/// Parse the command line as runc's users expect it: `-v`/`--version`
+/// prints three lines; an unknown command is one line on standard error
+/// (exit status 3, as runc's); everything else is clap's.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let version: &'static str = Box::leak(version_text().into_boxed_str());
+    let cmd = Cli::command().version(version);
+    let result = cmd
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    match result {
+        Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::InvalidSubcommand => {
+            use clap::error::{ContextKind, ContextValue};
+            let name = match e.get(ContextKind::InvalidSubcommand) {
+                Some(ContextValue::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            let hint = match e.get(ContextKind::SuggestedSubcommand) {
+                Some(ContextValue::String(s)) => format!("did you mean {s:?}? "),
+                Some(ContextValue::Strings(v)) if !v.is_empty() => {
+                    format!("did you mean {:?}? ", v[0])
+                }
+                _ => String::new(),
+            };
+            eprintln!("husk: unknown command {name:?} ({hint}husk --help lists the commands)");
+            std::process::exit(3);
+        }
+        Err(e) => e.exit(),
     }
 }
 
@@ -189,6 +264,25 @@ pub fn parse_signal(s: &str) -> Result<i32, String> {
         .parse::<nix::sys::signal::Signal>()
         .map(|sig| sig as i32)
         .map_err(|_| format!("unknown signal {s:?}"))
+}
+
+/// `run` and `exec` in the foreground: until `done` is readable, proxy the
+/// terminal (if any) and pass on the signals we get.
+pub(crate) fn wait_forwarding(
+    master: Option<std::os::fd::OwnedFd>,
+    done: std::os::fd::BorrowedFd<'_>,
+    mask: &nix::sys::signal::SigSet,
+    mut forward: impl FnMut(nix::sys::signal::Signal),
+) -> anyhow::Result<()> {
+    match master {
+        Some(m) => tty::proxy(m, done, &mut forward),
+        None => {
+            let sigfd = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+                .map_err(|e| anyhow::anyhow!("signalfd: {e}"))?;
+            crate::sandbox::waiter::forward_until(&sigfd, done.as_raw_fd(), forward);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

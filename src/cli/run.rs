@@ -1,8 +1,7 @@
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
 use crate::config::Config;
@@ -31,17 +30,12 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     let spec = crate::spec::load(&absolute(&a.flags.bundle)).with_context(ctx)?;
     let spec_terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     // A terminal without a console socket: be the console ourselves, as runc
-    // does for a person at a shell.
+    // does for a person at a shell, and also when standard input is not a
+    // terminal (a script, a CI job): the pty is copied to and from our stdio.
     let mut proxy = None;
     let console = match (&a.flags.console_socket, spec_terminal) {
         (Some(p), _) => Some(Console::Path(p.clone())),
         (None, true) if !a.detach => {
-            if !super::tty::stdin_is_tty() {
-                anyhow::bail!(
-                    "run {}: process.terminal is true but standard input is not a terminal and no --console-socket was given",
-                    a.id
-                );
-            }
             let (theirs, ours) = super::tty::console_pair()?;
             proxy = Some(ours);
             Some(theirs)
@@ -72,6 +66,20 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         },
         None => None,
     };
+    // A pod member's exit is told by its sandbox: the wait is asked for
+    // before start, so a process that is gone at once is not missed (boot
+    // answers a wait on an exited container with its status).
+    let member_wait = if boot.is_none() && !a.detach {
+        match c.wait_conn() {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                let _ = c.delete(true);
+                return Err(e).with_context(ctx);
+            }
+        }
+    } else {
+        None
+    };
     if let Err(e) = c.start() {
         let _ = c.delete(true);
         if let Some(b) = boot.as_mut() {
@@ -98,14 +106,17 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         Some(mut boot) => {
             // Let other commands (kill, pause, exec) lock the container.
             drop(c);
-            wait_forwarding(master, boot.pidfd().as_fd(), &mask, forward)?;
+            super::wait_forwarding(master, boot.pidfd().as_fd(), &mask, forward)?;
             crate::sys::spawn::exit_code(boot.wait().context("wait for sandbox")?)
         }
         // A pod member: the sandbox tells us when it exits.
         None => {
-            let conn = c.wait_conn().with_context(ctx)?;
+            let conn = match member_wait {
+                Some(conn) => conn,
+                None => c.wait_conn().with_context(ctx)?,
+            };
             drop(c);
-            wait_forwarding(master, conn.as_fd(), &mask, forward)?;
+            super::wait_forwarding(master, conn.as_fd(), &mask, forward)?;
             crate::sandbox::read_exit(&conn).map(|s| s.0).unwrap_or(137)
         }
     };
@@ -117,25 +128,6 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
         }
     }
     Ok(code)
-}
-
-/// Until `done` is readable: proxy the terminal (if any), and pass on the
-/// signals we get.
-fn wait_forwarding(
-    master: Option<std::os::fd::OwnedFd>,
-    done: std::os::fd::BorrowedFd<'_>,
-    mask: &nix::sys::signal::SigSet,
-    mut forward: impl FnMut(nix::sys::signal::Signal),
-) -> anyhow::Result<()> {
-    match master {
-        Some(m) => super::tty::proxy(m, done, &mut forward),
-        None => {
-            let sigfd = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-                .context("signalfd")?;
-            waiter::forward_until(&sigfd, done.as_raw_fd(), forward);
-        }
-    }
-    Ok(())
 }
 
 fn absolute(p: &std::path::Path) -> PathBuf {

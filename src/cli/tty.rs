@@ -19,11 +19,6 @@ pub fn console_pair() -> anyhow::Result<(Console, UnixStream)> {
     Ok((Console::Fd(OwnedFd::from(theirs)), ours))
 }
 
-/// Whether standard input is a terminal we can proxy.
-pub fn stdin_is_tty() -> bool {
-    nix::unistd::isatty(0).unwrap_or(false)
-}
-
 pub fn receive_master(sock: &UnixStream) -> anyhow::Result<OwnedFd> {
     let mut buf = [0u8; 256];
     let (_, mut fds) = crate::sys::fdpass::recv_with_fds(sock.as_fd(), &mut buf)

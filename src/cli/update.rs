@@ -167,7 +167,13 @@ fn build(a: &Args) -> anyhow::Result<LinuxResources> {
 
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<i32> {
     let ctx = || format!("update {}", a.id);
-    let res = build(&a).with_context(ctx)?;
+    let mut res = build(&a).with_context(ctx)?;
+    if res.devices().is_some() {
+        // Device rules are set once, at create (runc's update ignores
+        // them too): an update never widens what a container may open.
+        tracing::warn!("update {}: linux.resources.devices ignored: device rules cannot be changed after create", a.id);
+        res.set_devices(None);
+    }
     let c = Container::load(cfg, &a.id).with_context(ctx)?;
     c.update(res).with_context(ctx)?;
     Ok(0)

@@ -5,8 +5,13 @@
 //! inside the sandbox, and never touches a container's namespaces or
 //! mounts itself.
 
+mod create;
 pub mod lock;
+mod ops;
 pub mod state;
+#[cfg(test)]
+mod tests;
+pub mod userns;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -17,16 +22,16 @@ use oci_spec::runtime::{LinuxResources, Process, Spec};
 
 use crate::cgroups::CgroupPath;
 use crate::config::Config;
-use crate::control::{CreateContainer, CreateFds, ExecProcess, PROTOCOL};
+use crate::control::{ExecProcess, PROTOCOL};
 use crate::error::{errno_text, Error, IoContext, Result};
-use crate::sandbox::namespaces::{self, has_new_userns};
-use crate::sandbox::{self, BootPlan, Event, Launched, Mounts, Sandbox};
-use crate::spec::PodRole;
+use crate::sandbox::namespaces::has_new_userns;
+use crate::sandbox::{self, Event, Sandbox};
 use crate::sys::process::{pidfd_open, pidfd_pid, pidfd_send_signal};
-use husk_oci::gofer::GoferRequest;
 use husk_oci::hooks::{self, Stage};
 
+use self::create::{make_state_dir, CreateGuard, CreateRequest};
 use self::lock::DirLock;
+use self::ops::Ops;
 use self::state::{OciState, ProcRef, SandboxRef, State, Status};
 
 /// Container ids: runc's rule, ^[\w+.-]+$, and never "." or "..".
@@ -47,6 +52,8 @@ pub fn validate_id(id: &str) -> Result<()> {
 
 /// The annotation that turns husk's seccomp baseline off for one container.
 pub const BASELINE_ANNOTATION: &str = "dev.husk.seccomp-baseline";
+/// The annotation that turns the container's /proc views off.
+pub const PROC_VIEWS_ANNOTATION: &str = "dev.husk.proc-views";
 
 /// Where the pty master of a terminal process goes.
 #[derive(Debug)]
@@ -136,7 +143,9 @@ impl Execed {
 
 /// boot's pidfd, when its pid namespace is not ours: stand-ins go there.
 fn sandbox_pidns(sb: &Sandbox) -> Option<OwnedFd> {
-    if !sb.own_pid_namespace() {
+    // A user other than root cannot enter a pid namespace of the sandbox's
+    // user namespace and come back: its stand-ins stay in ours.
+    if !sb.own_pid_namespace() || sandbox::unprivileged() {
         return None;
     }
     let fd = pidfd_open(Pid::from_raw(sb.boot.pid)).ok()?;
@@ -150,13 +159,31 @@ fn now_rfc3339() -> String {
 /// A process's pid in our pid namespace, from its pidfd.
 fn host_pid(pidfd: &OwnedFd) -> Result<ProcRef> {
     let pid = pidfd_pid(pidfd.as_fd())
-        .map_err(|e| Error::Sandbox(format!("pid of the container process: {e}")))?
+        .map_err(|e| Error::os("pid of the container process", e))?
         .ok_or_else(|| Error::Sandbox("the container process exited at once".into()))?;
     ProcRef::of(pid).ok_or_else(|| Error::Sandbox("the container process exited at once".into()))
 }
 
 /// The root directory, made with the modes husk wants whatever the umask.
 fn make_root_dir(root: &Path) -> Result<()> {
+    make_root_dir_at(root).map_err(|e| match e {
+        Error::Io { what, err }
+            if crate::config::rootless()
+                && matches!(
+                    err.raw_os_error(),
+                    Some(libc::EACCES | libc::EPERM | libc::EROFS)
+                ) =>
+        {
+            Error::Privilege(format!(
+                "{what}: {}; a user other than root keeps state under $XDG_RUNTIME_DIR/husk (set XDG_RUNTIME_DIR to a directory of yours, or pass --root)",
+                errno_text(&err)
+            ))
+        }
+        e => e,
+    })
+}
+
+fn make_root_dir_at(root: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     match std::fs::DirBuilder::new().mode(0o711).create(root) {
         Ok(()) => {
@@ -167,7 +194,7 @@ fn make_root_dir(root: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(root)
                 .with_ctx(|| format!("create root directory {}", root.display()))?;
-            make_root_dir(root)
+            make_root_dir_at(root)
         }
         Err(e) => Err(e).with_ctx(|| format!("create root directory {}", root.display())),
     }
@@ -266,185 +293,31 @@ impl Container {
 
     /// `create`: everything up to a container whose init waits for `start`.
     /// On failure nothing is left behind: processes, cgroup, state directory.
-    pub fn create(cfg: &Config, mut opts: CreateOptions) -> Result<Created> {
-        validate_id(&opts.id)?;
-        let bundle = absolute(&opts.bundle)?;
-        if !bundle.is_dir() {
-            return Err(Error::Spec(format!(
-                "bundle {}: {}",
-                bundle.display(),
-                if bundle.exists() {
-                    "not a directory"
-                } else {
-                    "no such file or directory"
-                }
-            )));
-        }
-        let mut spec = match opts.spec.take() {
-            Some(s) => s,
-            None => crate::spec::load(&bundle)?,
-        };
-        crate::spec::add_default_device_rules(&mut spec);
-        let role = crate::spec::pod_role(&spec)?;
-        // A pod member joins a running sandbox; hold its lock shared so the
-        // sandbox is not deleted under us.
-        let pod = match &role {
-            PodRole::Root => None,
-            PodRole::Sub { sandbox_id } => Some(pod_sandbox(cfg, sandbox_id)?),
-        };
-        if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true)
-            && opts.console.is_none()
-        {
-            return Err(Error::Spec(
-                "process.terminal is true but no --console-socket was given".into(),
-            ));
-        }
+    pub fn create(cfg: &Config, opts: CreateOptions) -> Result<Created> {
+        Self::create_with(&mut ops::Real, cfg, opts)
+    }
+
+    /// `create` through `ops`. The steps shared by every container, then
+    /// the root's (a new sandbox) or a member's (its pod's), then the
+    /// request to boot. Everything made is recorded in a guard that undoes
+    /// it, in reverse, if a later step fails.
+    pub(crate) fn create_with(
+        ops: &mut dyn Ops,
+        cfg: &Config,
+        mut opts: CreateOptions,
+    ) -> Result<Created> {
+        let mut req = CreateRequest::read(cfg, &mut opts)?;
         let console = match opts.console.take() {
             Some(c) => Some(c.connect()?),
             None => None,
         };
-
-        make_root_dir(&cfg.root)?;
-        let dir = cfg.container_dir(&opts.id);
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    return Err(Error::Exists(opts.id.clone()))
-                }
-                Err(e) => return Err(e).with_ctx(|| format!("create {}", dir.display())),
-            }
-        }
-        // The lock is taken before the guard exists, so the guard's cleanup
-        // (dropped first) still runs under it.
-        let lock = match DirLock::acquire(&dir, &opts.id) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = std::fs::remove_dir(&dir);
-                return Err(e);
-            }
-        };
-        let mut guard = CreateGuard {
-            dir: dir.clone(),
-            cgroup: None,
-            sandbox: None,
-            mounts: None,
-            member_of: None,
-            member: None,
-            armed: true,
-        };
-        let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-        let mut cgroup =
-            crate::cgroups::resolve(cgroups_path.as_deref(), &opts.id, cfg.systemd_cgroup)?;
-        let rootfs = crate::spec::rootfs_path(&bundle, &spec);
-        let mut state = State {
-            runtime: state::RUNTIME_NAME.into(),
-            id: opts.id.clone(),
-            bundle: bundle.clone(),
-            rootfs,
-            created: now_rfc3339(),
-            owner_uid: nix::unistd::geteuid().as_raw(),
-            annotations: spec.annotations().clone().unwrap_or_default(),
-            status: Status::Creating,
-            init: None,
-            sandbox: None,
-            // What will be made, recorded before it is: a create killed at
-            // any point leaves a state `delete --force` can clean up from.
-            cgroup: cgroup.clone(),
-            hooks: spec.hooks().clone(),
-            is_root: matches!(role, PodRole::Root),
-            process: spec.process().clone(),
-            creator: ProcRef::of(nix::unistd::getpid().as_raw()),
-            seccomp_listener: None,
-        };
-        state.write(lock.fd())?;
-
-        let userns = has_new_userns(&spec);
-        let mounts = Mounts::open(
-            cfg,
-            &opts.id,
-            &GoferRequest::for_spec(&bundle, &spec, userns, cfg.overlay),
-        )?;
-        let mounts_fd = mounts.sandbox_end.as_raw_fd();
-        guard.mounts = Some(mounts);
-
-        // The cgroup, its limits and the seccomp filters are made here,
-        // while the gofer opens the rootfs.
-        let baseline = baseline_on(cfg, &spec);
-        let seccomp = seccomp_plan(cfg, &spec, baseline)?;
-        cgroup.create()?;
-        guard.cgroup = Some(cgroup.clone());
-        state.cgroup = cgroup.clone();
-        if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            cgroup.apply(res)?;
-            if let Some(rules) = res.devices() {
-                cgroup.attach_device_filter(rules)?;
-            }
-        }
-
-        let mut fds: Vec<RawFd> = Vec::new();
-        let mut keep: Vec<OwnedFd> = Vec::new();
-        let mut cfds = CreateFds {
-            mounts: 0,
-            ..Default::default()
-        };
-        let (sandbox, init_ns) = match &pod {
-            None => {
-                let (birth, mut init_ns, ns_fds) = namespaces::plan_root(&spec, cfg.network)?;
-                for (_, i) in init_ns.join.iter_mut() {
-                    *i += fds.len();
-                }
-                for fd in ns_fds {
-                    fds.push(fd.as_raw_fd());
-                    keep.push(fd);
-                }
-                let id_maps = birth.new_user.then(|| id_maps_of(&spec)).transpose()?;
-                let boot_filter = if baseline {
-                    Some(boot_seccomp(cfg)?)
-                } else {
-                    None
-                };
-                let Launched {
-                    sandbox,
-                    child: boot_child,
-                } = Sandbox::launch(
-                    cfg,
-                    &opts.id,
-                    &dir,
-                    BootPlan {
-                        birth,
-                        id_maps,
-                        cgroup: &cgroup,
-                        seccomp: boot_filter,
-                    },
-                )?;
-                guard.sandbox = Some((sandbox.clone(), Some(boot_child)));
-                (sandbox, init_ns)
-            }
-            Some((sandbox, _)) => {
-                let (init_ns, ns_fds) =
-                    namespaces::plan_member(&spec, cfg.network, sandbox.boot.pid)?;
-                // The root container's process inherits boot's stdio; a pod
-                // member's comes along with the request.
-                cfds.stdio = Some([0, 1, 2]);
-                fds.extend([0, 1, 2]);
-                let base = fds.len();
-                let mut init_ns = init_ns;
-                for (_, i) in init_ns.join.iter_mut() {
-                    *i += base;
-                }
-                for fd in ns_fds {
-                    fds.push(fd.as_raw_fd());
-                    keep.push(fd);
-                }
-                for fd in sandbox::cgroup_procs(&cgroup)? {
-                    cfds.cgroup_procs.push(fds.len());
-                    fds.push(fd.as_raw_fd());
-                    keep.push(fd);
-                }
-                (sandbox.clone(), init_ns)
-            }
+        let (dir, lock) = make_state_dir(cfg, &opts.id)?;
+        let mut g = CreateGuard::new(ops, dir.clone());
+        let mut state = g.begin(cfg, &opts.id, &mut req, &lock)?;
+        let mut sent = g.prepare(cfg, &opts.id, &req, &mut state, &lock)?;
+        let sandbox = match req.pod.take() {
+            None => g.launch_root(cfg, &opts.id, &req, &mut sent)?,
+            Some(pod) => g.join_pod(cfg, &opts.id, &req, pod, &mut sent)?,
         };
         state.sandbox = Some(SandboxRef {
             id: sandbox.id.clone(),
@@ -452,98 +325,19 @@ impl Container {
             protocol: PROTOCOL,
         });
         state.write(lock.fd())?;
-
-        cfds.mounts = fds.len();
-        fds.push(mounts_fd);
-        if hooks::has(spec.hooks().as_ref(), Stage::CreateContainer) {
-            let tree = host_tree()?;
-            cfds.host_root = Some(fds.len());
-            fds.push(tree.as_raw_fd());
-            keep.push(tree);
-        }
-        if let Some(c) = &console {
-            cfds.console_socket = Some(fds.len());
-            fds.push(c.as_raw_fd());
-        }
-        for i in 0..opts.preserve_fds {
-            cfds.preserved.push(fds.len());
-            fds.push(3 + i as RawFd);
-        }
-        let hook_state = OciState {
-            oci_version: state::OCI_VERSION.into(),
-            id: state.id.clone(),
-            status: "creating".into(),
-            pid: 0,
-            bundle: state.bundle.clone(),
-            rootfs: state.rootfs.clone(),
-            created: state.created.clone(),
-            owner: state.owner_name(),
-            annotations: state.annotations.clone(),
-        };
-        let listener = seccomp.as_ref().and_then(|s| {
-            s.listener_path()
-                .map(|p| (p.to_path_buf(), s.listener_metadata().to_string()))
-        });
-        state.seccomp_listener = listener.clone();
-        let req = CreateContainer {
-            id: opts.id.clone(),
-            spec: Box::new(spec),
-            namespaces: init_ns,
-            cgroup: cgroup.clone(),
-            fds: cfds,
-            hook_state: hook_state.clone(),
-            seccomp,
-            apparmor: crate::spec::apparmor_enabled(),
-        };
-        if pod.is_some() {
-            add_member(cfg, &sandbox.id, &opts.id)?;
-            guard.member_of = Some((cfg.clone(), sandbox.id.clone()));
-        }
-        let hooks = state.hooks.clone();
-        let mut init: Option<ProcRef> = None;
-        let lock_fd = lock.fd();
-        let mut on_event = |ev: Event<'_>| -> Result<()> {
-            match ev {
-                Event::Forked(pidfd) => {
-                    let p = host_pid(pidfd)?;
-                    init = Some(p);
-                    // Recorded at once: a create killed from here on leaves
-                    // a process `delete --force` can find.
-                    state.init = Some(p);
-                    state.write(lock_fd)
-                }
-                Event::RunHooks => {
-                    let mut st = hook_state.clone();
-                    st.pid = init.map(|p| p.pid).unwrap_or(0);
-                    st.status = "created".into();
-                    hooks::run(hooks.as_ref(), Stage::Prestart, &st)?;
-                    st.status = "creating".into();
-                    hooks::run(hooks.as_ref(), Stage::CreateRuntime, &st)
-                }
-                Event::SeccompListener(fd) => {
-                    let mut st = hook_state.clone();
-                    st.pid = init.map(|p| p.pid).unwrap_or(0);
-                    give_to_listener(listener.as_ref(), fd, st)
-                }
-            }
-        };
-        let created = sandbox.create(req, &fds, &mut on_event);
-        drop(keep);
-        let init = match created {
-            Ok(_pidfd) => init.ok_or_else(|| Error::Sandbox("no init was reported".into()))?,
-            Err(e) => {
-                if pod.is_some() && init.is_some() {
-                    // From here, undoing means asking the pod's boot too.
-                    guard.member = Some((sandbox.clone(), opts.id.clone()));
-                }
-                return Err(explain_sandbox_death(e, guard.sandbox.as_mut()));
-            }
-        };
-        if pod.is_some() {
-            guard.member = Some((sandbox.clone(), opts.id.clone()));
-        }
+        g.late_gofer(cfg, &opts.id, &sandbox, &mut sent)?;
+        let init = g.build(
+            cfg,
+            &opts,
+            req,
+            &sandbox,
+            sent,
+            console.as_ref(),
+            &mut state,
+            &lock,
+        )?;
         drop(console);
-        if let Some(m) = guard.mounts.take() {
+        if let Some(m) = g.mounts.take() {
             m.reap(Duration::from_secs(5));
         }
         state.init = Some(init);
@@ -553,25 +347,24 @@ impl Container {
         if let Some(pf) = &opts.pid_file {
             // The root container's pid file names boot, which exits with
             // its status; a pod member gets a stand-in for its init.
-            let pid = match &pod {
-                None => sandbox.boot.pid,
-                Some(_) => {
-                    let target = pidfd_open(Pid::from_raw(init.pid)).map_err(|e| {
-                        Error::Sandbox(format!("pidfd of the container's init: {e}"))
-                    })?;
-                    let conn = sandbox.wait_conn(&opts.id, true)?;
-                    sandbox::waiter::spawn(sandbox::waiter::StandIn {
-                        conn,
-                        target,
-                        sandbox_pidns: sandbox_pidns(&sandbox),
-                        cgroup: &cgroup,
-                    })?
-                }
+            let pid = if state.is_root {
+                sandbox.boot.pid
+            } else {
+                let target = pidfd_open(Pid::from_raw(init.pid))
+                    .map_err(|e| Error::os("pidfd of the container's init", e))?;
+                let conn = sandbox.wait_conn(&opts.id, true)?;
+                sandbox::waiter::spawn(sandbox::waiter::StandIn {
+                    conn,
+                    target,
+                    sandbox_pidns: sandbox_pidns(&sandbox),
+                    cgroup: &state.cgroup,
+                })?
             };
             state::write_file_atomic(pf, pid.to_string().as_bytes())?;
         }
-        let boot_child = guard.sandbox.take().and_then(|(_, c)| c);
-        guard.armed = false;
+        let boot_child = g.sandbox.take().and_then(|(_, c)| c);
+        g.armed = false;
+        drop(g);
         Ok(Created {
             container: Container {
                 state,
@@ -619,6 +412,15 @@ impl Container {
     /// may be frozen with it.
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
         let st = self.status();
+        if st == Status::Stopped && all {
+            // As runc: --all signals whatever is left in the cgroup, which
+            // for a stopped container is usually nothing (`kill --all ID 0`
+            // is how scripts ask "can this still be signalled?").
+            if let Ok(sig) = nix::sys::signal::Signal::try_from(signal) {
+                let _ = self.state.cgroup.signal_all(sig);
+            }
+            return Ok(());
+        }
         if st == Status::Stopped || st == Status::Creating {
             // runc's words, which containerd's shim matches to tell "already
             // exited" from a failure.
@@ -634,7 +436,7 @@ impl Container {
         let sig = nix::sys::signal::Signal::try_from(signal)
             .map_err(|_| Error::Invalid(format!("unknown signal {signal}")))?;
         if all {
-            if sig == nix::sys::signal::Signal::SIGKILL {
+            if sig == nix::sys::signal::Signal::SIGKILL && !self.state.cgroup.is_empty() {
                 // Everything in the cgroup, husk's own stand-ins and (for
                 // the root container) boot included: they stand for what
                 // dies here.
@@ -777,6 +579,11 @@ impl Container {
         if st == Status::Stopped || st == Status::Creating {
             return Ok(Vec::new());
         }
+        if self.state.cgroup.is_empty() {
+            // Rootless without a cgroup of its own: the processes of the
+            // container's pid namespace.
+            return Ok(self.pid_namespace_processes());
+        }
         let mut pids = self.state.cgroup.pids()?;
         if let Some(sb) = &self.state.sandbox {
             let boot = sb.boot;
@@ -789,6 +596,28 @@ impl Container {
             });
         }
         Ok(pids)
+    }
+
+    /// Every process in the pid namespace of the container's init (when
+    /// that is not ours), found through /proc: what a container without a
+    /// cgroup (rootless) has for a process list.
+    fn pid_namespace_processes(&self) -> Vec<i32> {
+        let Some(init) = self.state.init.filter(|i| i.is_alive()) else {
+            return Vec::new();
+        };
+        let theirs = ns_inode(init.pid, "pid");
+        if theirs.is_none() || theirs == ns_inode(std::process::id() as i32, "pid") {
+            return vec![init.pid];
+        }
+        let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&p| ns_inode(p, "pid") == theirs)
+            .collect();
+        pids.sort_unstable();
+        pids
     }
 
     pub fn pause(&mut self) -> Result<()> {
@@ -859,6 +688,10 @@ impl Container {
     /// go, as with runc); stop it; run poststop hooks; remove cgroup and
     /// state.
     pub fn delete(self, force: bool) -> Result<()> {
+        self.delete_with(&mut ops::Real, force)
+    }
+
+    pub(crate) fn delete_with(self, ops: &mut dyn Ops, force: bool) -> Result<()> {
         let st = self.status();
         if self.state.is_root {
             let members = pod_members(&self.cfg, &self.state.id)?;
@@ -884,16 +717,16 @@ impl Container {
             let _ = self.state.cgroup.thaw();
         }
         if let Some(sb) = self.sandbox() {
-            if sb.is_running() {
-                if let Err(e) = sb.destroy(&self.state.id) {
+            if ops.boot_alive(&sb) {
+                if let Err(e) = ops.destroy_in(&sb, &self.state.id) {
                     tracing::debug!("destroy through sandbox failed: {e}; killing it");
                 }
-                if self.state.is_root && !sb.wait_boot_exit(Duration::from_secs(5)) {
-                    sb.kill_boot();
+                if self.state.is_root {
+                    ops.stop_boot(&sb, None, Duration::from_secs(5));
                 }
             }
         }
-        if let Err(e) = self.state.cgroup.destroy() {
+        if let Err(e) = ops.remove_cgroup(&self.state.cgroup, true) {
             return Err(Error::Sandbox(format!(
                 "delete container {:?}: {e}",
                 self.state.id
@@ -909,6 +742,11 @@ impl Container {
             }
         }
         remove_state_dir(&self.dir)?;
+        if self.state.is_root {
+            if let Some(base) = self.state.userns_base {
+                userns::release(base);
+            }
+        }
         drop(self.lock);
         Ok(())
     }
@@ -916,6 +754,70 @@ impl Container {
     pub fn oci_state(&self) -> OciState {
         self.state.oci_state()
     }
+}
+
+/// `delete --force` of a container whose state cannot be read: find what
+/// it left (its cgroups: recorded ones if the file is ours but cut off,
+/// else the ones its id implies; its sandbox, by the peer of its control
+/// socket), kill its processes, remove what it made, and say what could
+/// not be done. A state file someone else wrote is never believed.
+pub fn salvage(cfg: &Config, id: &str) -> Result<()> {
+    validate_id(id)?;
+    let dir = cfg.container_dir(id);
+    let lock = DirLock::acquire(&dir, id)?;
+    let mut left = Vec::new();
+    let ours = |meta: &std::fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        meta.uid() == nix::unistd::geteuid().as_raw() && meta.mode() & 0o022 == 0
+    };
+    // Whatever part of the record survived, if it is ours.
+    let path = dir.join(state::STATE_FILE);
+    let recorded: Option<CgroupPath> = std::fs::symlink_metadata(&path)
+        .ok()
+        .filter(|m| m.is_file() && ours(m))
+        .and_then(|_| std::fs::read(&path).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| serde_json::from_value(v["cgroup"].clone()).ok());
+    let cgroup = match recorded {
+        Some(c) if !c.dirs.is_empty() => c,
+        _ => {
+            // The default place, /husk/<id>: only husk makes those.
+            let mut c = crate::cgroups::resolve(None, id)?;
+            for d in &mut c.dirs {
+                d.created = true;
+            }
+            c
+        }
+    };
+    // A sandbox of its own: boot is the listener of its socket.
+    let sock = dir.join(sandbox::SOCKET_NAME);
+    if std::fs::symlink_metadata(&sock).is_ok_and(|m| ours(&m)) {
+        if let Ok(conn) = std::os::unix::net::UnixStream::connect(&sock) {
+            let peer =
+                nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials);
+            if let Ok(cred) = peer {
+                if let Some(p) = ProcRef::of(cred.pid()) {
+                    sandbox::kill_and_wait(p, Duration::from_secs(5));
+                }
+            }
+        }
+    }
+    let _ = cgroup.thaw();
+    if let Err(e) = cgroup.signal_all(nix::sys::signal::Signal::SIGKILL) {
+        left.push(format!("processes: {e}"));
+    }
+    if let Err(e) = cgroup.destroy() {
+        left.push(format!("cgroup: {e}"));
+    }
+    remove_state_dir(&dir)?;
+    drop(lock);
+    if !left.is_empty() {
+        return Err(Error::Sandbox(format!(
+            "container {id:?}: could not clean up: {}",
+            left.join("; ")
+        )));
+    }
+    Ok(())
 }
 
 /// Whether a directory of the root holds husk's state (a state file that
@@ -965,7 +867,7 @@ fn explain_sandbox_death(
 
 /// The running sandbox `sandbox_id` for a pod member, with its lock held
 /// shared.
-fn pod_sandbox(cfg: &Config, sandbox_id: &str) -> Result<(Sandbox, DirLock)> {
+fn pod_sandbox(cfg: &Config, sandbox_id: &str) -> Result<(Sandbox, DirLock, Option<u32>)> {
     validate_id(sandbox_id).map_err(|_| {
         Error::Spec(format!(
             "annotations name an invalid sandbox id {sandbox_id:?}"
@@ -1016,6 +918,7 @@ fn pod_sandbox(cfg: &Config, sandbox_id: &str) -> Result<(Sandbox, DirLock)> {
             dir,
         },
         lock,
+        st.userns_base,
     ))
 }
 
@@ -1060,61 +963,6 @@ fn pod_members(cfg: &Config, id: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Undo a half-made create.
-struct CreateGuard {
-    dir: PathBuf,
-    cgroup: Option<CgroupPath>,
-    sandbox: Option<(Sandbox, Option<crate::sys::spawn::ChildProc>)>,
-    mounts: Option<Mounts>,
-    /// The sandbox this pod member was recorded in.
-    member_of: Option<(Config, String)>,
-    /// A pod member the pod's boot has forked (to destroy there).
-    member: Option<(Sandbox, String)>,
-    armed: bool,
-}
-
-impl Drop for CreateGuard {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if let Some((sb, id)) = self.member.take() {
-            if let Err(e) = sb.destroy(&id) {
-                tracing::warn!("cleanup: {e}");
-            }
-        }
-        if let Some((cfg, sandbox)) = self.member_of.take() {
-            let id = self
-                .dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            remove_member(&cfg, &sandbox, &id);
-        }
-        if let Some(m) = self.mounts.take() {
-            m.kill();
-        }
-        if let Some((sb, child)) = self.sandbox.take() {
-            sandbox::kill_and_wait(sb.boot, Duration::from_secs(5));
-            if let Some(mut c) = child {
-                c.kill();
-                let _ = c.wait();
-            }
-        }
-        if let Some(cg) = self.cgroup.take() {
-            // A pod member's processes are boot's children, gone by now;
-            // anything left in the cgroup goes.
-            let _ = cg.signal_all(nix::sys::signal::Signal::SIGKILL);
-            if let Err(e) = cg.destroy() {
-                tracing::warn!("cleanup: {e}");
-            }
-        }
-        if let Err(e) = remove_state_dir(&self.dir) {
-            tracing::warn!("cleanup: {e}");
-        }
-    }
-}
-
 fn remove_state_dir(dir: &Path) -> Result<()> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
@@ -1131,6 +979,64 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     Ok(cwd.join(p))
 }
 
+/// Whether the container's /proc views are on (they are unless its
+/// annotation says "off").
+fn proc_views_on(spec: &Spec) -> bool {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(PROC_VIEWS_ANNOTATION))
+        .is_none_or(|v| v != "off")
+}
+
+/// /dev/fuse, opened in boot's user namespace (a FUSE filesystem belongs to
+/// the user namespace its device descriptor was opened in).
+fn open_fuse_for(sandbox: &Sandbox) -> std::io::Result<OwnedFd> {
+    let path = Path::new("/dev/fuse");
+    let theirs = format!("/proc/{}/ns/user", sandbox.boot.pid);
+    let same = |a: &str, b: &str| {
+        use std::os::unix::fs::MetadataExt;
+        matches!((std::fs::metadata(a), std::fs::metadata(b)),
+            (Ok(x), Ok(y)) if x.ino() == y.ino() && x.dev() == y.dev())
+    };
+    if same(&theirs, "/proc/self/ns/user") {
+        return crate::sys::fd::open(path, libc::O_RDWR, 0);
+    }
+    // A child enters the user namespace (which it can never leave), opens
+    // the device there and hands it back.
+    let ns = std::fs::File::open(&theirs)?;
+    let (ours, child_end) = std::os::unix::net::UnixStream::pair()?;
+    let child = crate::sys::process::fork_run(|| {
+        let r = nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWUSER)
+            .map_err(std::io::Error::from)
+            .and_then(|_| crate::sys::fd::open(path, libc::O_RDWR, 0))
+            .and_then(|fd| {
+                crate::sys::fdpass::send_with_fds(child_end.as_fd(), b"f", &[fd.as_raw_fd()])
+            });
+        // The reason, as the exit code.
+        match r {
+            Ok(()) => 0,
+            Err(e) => e
+                .raw_os_error()
+                .filter(|n| (1..126).contains(n))
+                .unwrap_or(125),
+        }
+    })?;
+    drop(child_end);
+    let mut buf = [0u8; 1];
+    let got = crate::sys::fdpass::recv_with_fds(ours.as_fd(), &mut buf);
+    let status = nix::sys::wait::waitpid(child, None);
+    match got {
+        Ok((1, mut fds)) if !fds.is_empty() => Ok(fds.remove(0)),
+        Ok(_) => Err(match status {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, n)) if (1..125).contains(&n) => {
+                std::io::Error::from_raw_os_error(n)
+            }
+            _ => std::io::Error::other("could not open it in the sandbox's user namespace"),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether husk's seccomp baseline applies to this container: on unless
 /// `--seccomp-baseline=off` or the container's annotation says "off".
 fn baseline_on(cfg: &Config, spec: &Spec) -> bool {
@@ -1142,8 +1048,9 @@ fn baseline_on(cfg: &Config, spec: &Spec) -> bool {
     cfg.seccomp_baseline == crate::config::OnOff::On && ann != Some("off")
 }
 
-/// The seccomp filters for this container: the spec's profile and husk's
-/// baseline, compiled once and cached.
+/// The seccomp filters for this container: the spec's profile (or, when it
+/// has none, husk's default profile) and husk's baseline, compiled once and
+/// cached.
 fn seccomp_plan(
     cfg: &Config,
     spec: &Spec,
@@ -1171,7 +1078,13 @@ fn seccomp_plan(
     if profile.is_none() && !ctx.enabled {
         return Ok(None);
     }
-    let plan = crate::seccomp::prepare_cached(&cfg.seccomp_cache_dir(), profile, &ctx)?;
+    let dir = cfg.seccomp_cache_dir();
+    let plan = match profile {
+        // No profile in the spec: husk's default profile (Docker's
+        // semantics, for this container's capabilities) stands in for it.
+        None => crate::seccomp::prepare_cached_default(&dir, spec.process().as_ref(), &ctx)?,
+        Some(p) => crate::seccomp::prepare_cached(&dir, Some(p), &ctx)?,
+    };
     Ok(Some(plan))
 }
 
@@ -1189,6 +1102,47 @@ fn boot_seccomp(cfg: &Config) -> Result<crate::seccomp::Prepared> {
         None,
         &ctx,
     )?)
+}
+
+/// One line on what a rootless container gets of its cgroup: every
+/// hierarchy the user may not write was left out (see cgroups::resolve).
+fn note_rootless_cgroup(cgroup: &CgroupPath, asked: Option<&Path>) {
+    if !cgroup.is_empty() {
+        let dirs: Vec<String> = cgroup
+            .dirs
+            .iter()
+            .map(|d| d.path.display().to_string())
+            .collect();
+        tracing::debug!("rootless: cgroup {}", dirs.join(", "));
+        return;
+    }
+    let why = format!(
+        "uid {} has no cgroup it may write (no delegated cgroup)",
+        nix::unistd::geteuid()
+    );
+    match asked.filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) => tracing::warn!(
+            "rootless: linux.cgroupsPath {}: not used, {why}: the container runs in husk's own cgroup, without limits",
+            p.display()
+        ),
+        None => tracing::debug!(
+            "rootless: no cgroup for the container, {why}: it runs in husk's own cgroup, without limits"
+        ),
+    }
+}
+
+/// What a root container needs when husk runs as a user other than root:
+/// a user namespace of its own, whose maps the user may write (itself, or
+/// through newuidmap/newgidmap). Checked before anything is made.
+fn check_unprivileged(spec: &Spec) -> Result<()> {
+    if !has_new_userns(spec) {
+        return Err(Error::Privilege(format!(
+            "linux.namespaces: running as uid {} (not root), the container needs a user namespace of its own (husk spec --rootless writes one)",
+            nix::unistd::geteuid()
+        )));
+    }
+    let (uid_map, gid_map) = id_maps_of(spec)?;
+    sandbox::idmap::check(&uid_map, &gid_map)
 }
 
 /// The spec's uid_map and gid_map lines for a new user namespace.
@@ -1216,12 +1170,8 @@ fn host_tree() -> Result<OwnedFd> {
     use crate::sys::mount::{
         mount_setattr, open_tree, Attrs, AT_RECURSIVE, MS_PRIVATE, OPEN_TREE_CLONE,
     };
-    let tree = open_tree(None, Path::new("/"), OPEN_TREE_CLONE | AT_RECURSIVE).map_err(|e| {
-        Error::Sandbox(format!(
-            "copy the host's mounts for createContainer hooks: {}",
-            errno_text(&e)
-        ))
-    })?;
+    let tree = open_tree(None, Path::new("/"), OPEN_TREE_CLONE | AT_RECURSIVE)
+        .map_err(|e| Error::os("copy the host's mounts for createContainer hooks", e))?;
     mount_setattr(
         tree.as_fd(),
         true,
@@ -1230,12 +1180,7 @@ fn host_tree() -> Result<OwnedFd> {
             ..Default::default()
         },
     )
-    .map_err(|e| {
-        Error::Sandbox(format!(
-            "copy the host's mounts for createContainer hooks: {}",
-            errno_text(&e)
-        ))
-    })?;
+    .map_err(|e| Error::os("copy the host's mounts for createContainer hooks", e))?;
     Ok(tree)
 }
 
@@ -1266,19 +1211,4 @@ fn connect_console(path: &Path) -> Result<OwnedFd> {
         ))
     })?;
     Ok(OwnedFd::from(s))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids() {
-        for ok in ["a", "abc-DEF_1.2+x", "7abaf1363f88"] {
-            validate_id(ok).unwrap();
-        }
-        for bad in ["", ".", "..", "a/b", "a b", "é", "x\n"] {
-            assert!(validate_id(bad).is_err(), "{bad:?}");
-        }
-    }
 }

@@ -90,13 +90,22 @@ pub struct State {
     /// the notify descriptors of the container's processes.
     #[serde(default)]
     pub seccomp_listener: Option<(PathBuf, String)>,
+    /// The first host id of the range `--userns=auto` gave the pod (the
+    /// root container holds it; members record it to map their mounts).
+    #[serde(default)]
+    pub userns_base: Option<u32>,
 }
 
 impl State {
     /// Read the state file in `dir`. A missing file means the container does
     /// not exist (or is being deleted).
     pub fn read(dir: BorrowedFd<'_>, id: &str) -> Result<Self> {
-        let fd = match crate::sys::fd::openat(dir, Path::new(STATE_FILE), libc::O_RDONLY, 0) {
+        let fd = match crate::sys::fd::openat(
+            dir,
+            Path::new(STATE_FILE),
+            libc::O_RDONLY | libc::O_NOFOLLOW,
+            0,
+        ) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 return Err(Error::NotFound(id.to_string()))
@@ -104,6 +113,22 @@ impl State {
             Err(e) => return Err(e).with_ctx(|| format!("open state of container {id:?}")),
         };
         let file = File::from(fd);
+        // A state file names hooks that `delete` runs as us: only one we
+        // could have written ourselves is believed.
+        let meta = file
+            .metadata()
+            .with_ctx(|| format!("state of container {id:?}"))?;
+        {
+            use std::os::unix::fs::MetadataExt;
+            let me = nix::unistd::geteuid().as_raw();
+            if meta.uid() != me || meta.mode() & 0o022 != 0 || !meta.is_file() {
+                return Err(Error::Invalid(format!(
+                    "state of container {id:?} is not trustworthy: owned by uid {}, mode {:o} (want uid {me}, not writable by others)",
+                    meta.uid(),
+                    meta.mode() & 0o7777
+                )));
+            }
+        }
         serde_json::from_reader(std::io::BufReader::new(file))
             .map_err(|e| Error::Invalid(format!("state of container {id:?} is corrupt: {e}")))
     }

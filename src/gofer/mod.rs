@@ -17,6 +17,8 @@ use crate::sys::mount::{
 use husk_oci::gofer::{send, GoferRequest, IdMaps, PreparedMounts};
 use husk_oci::wire;
 
+mod overlay;
+
 /// User namespaces made for ID-mapped mounts, one per distinct mapping.
 #[derive(Default)]
 struct UsernsCache(Vec<(IdMaps, OwnedFd)>);
@@ -48,29 +50,62 @@ fn idmap(tree: &OwnedFd, recursive: bool, userns: RawFd) -> std::io::Result<()> 
 /// Open the rootfs and each bind source as detached mount trees.
 pub fn prepare(req: &GoferRequest) -> Result<PreparedMounts> {
     let mut userns = UsernsCache::default();
-    let rootfs = if req.overlay {
+    let mut rootfs = if req.overlay {
         overlay_rootfs(&req.rootfs)
     } else {
         open_source(&req.rootfs, true)
     }
     .map_err(|e| Error::Sandbox(format!("rootfs {}: {e}", req.rootfs.display())))?;
+    if nix::sys::stat::fstat(rootfs.as_raw_fd())
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR)
+    {
+        return Err(Error::Spec(format!(
+            "root.path {}: not a directory",
+            req.rootfs.display()
+        )));
+    }
     if let Some(maps) = &req.userns {
         // A rootfs not owned by the uid the container's root maps to is
         // shown through an ID-mapped mount, so the container's root owns it.
         let owner = nix::sys::stat::fstat(rootfs.as_raw_fd())
             .map(|st| st.st_uid)
             .ok();
-        if owner.is_some() && owner != maps.host_root_uid() {
-            userns
-                .get(maps)
-                .and_then(|ns| idmap(&rootfs, true, ns))
-                .map_err(|e| {
-                    Error::Sandbox(format!(
+        // Rootless, no ID-mapped mount can be made (they take the host's
+        // root): the rootfs is shown as it is, as runc shows it.
+        if owner.is_some() && owner != maps.host_root_uid() && !crate::config::rootless() {
+            let ns = userns.get(maps).map_err(|e| {
+                Error::Sandbox(format!(
+                    "user namespace for ID-mapped mounts: {}",
+                    errno_text(&e)
+                ))
+            })?;
+            match idmap(&rootfs, true, ns) {
+                Ok(()) => {}
+                // The kernel maps an overlay's layers, not the overlay
+                // (what Docker, containerd and podman give as the rootfs).
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && !req.overlay => {
+                    let ids = maps.host_root_uid().zip(maps.host_root_gid());
+                    let ids = ids.ok_or_else(|| {
+                        Error::Spec(
+                            "an ID-mapped overlay needs container uid and gid 0 mapped".into(),
+                        )
+                    })?;
+                    rootfs = overlay::remap(&req.rootfs, ns, ids).map_err(|m| {
+                        Error::Sandbox(format!(
+                            "rootfs {}: ID-mapped mount: {}; {m}",
+                            req.rootfs.display(),
+                            errno_text(&e)
+                        ))
+                    })?;
+                }
+                Err(e) => {
+                    return Err(Error::Sandbox(format!(
                         "rootfs {}: ID-mapped mount: {}",
                         req.rootfs.display(),
                         errno_text(&e)
-                    ))
-                })?;
+                    )))
+                }
+            }
         }
     }
     let mut binds = Vec::with_capacity(req.binds.len());
@@ -88,6 +123,12 @@ pub fn prepare(req: &GoferRequest) -> Result<PreparedMounts> {
         let maps = IdMaps::from(m.uid_mappings().as_ref(), m.gid_mappings().as_ref())
             .or_else(|| opts.idmap.and(req.userns.clone()));
         if let Some(maps) = maps {
+            if crate::config::rootless() {
+                return Err(Error::Privilege(format!(
+                    "mount {}: an ID-mapped mount (uidMappings/gidMappings, idmap) takes the host's root, which husk does not have here",
+                    m.destination().display()
+                )));
+            }
             let recursive = opts.idmap.unwrap_or(opts.recursive);
             userns
                 .get(&maps)
@@ -211,8 +252,8 @@ fn open_source(path: &Path, recursive: bool) -> std::result::Result<OwnedFd, Str
 
 /// `husk gofer`: read one request from `sock`, answer it, exit.
 pub fn serve(sock: OwnedFd) -> Result<()> {
-    let (req, _): (GoferRequest, _) = wire::recv(&sock)
-        .map_err(|e| Error::Sandbox(format!("gofer: read request: {}", errno_text(&e))))?;
+    let (req, _): (GoferRequest, _) =
+        wire::recv(&sock).map_err(|e| Error::os("gofer: read request", e))?;
     let result = prepare(&req);
-    send(&sock, result).map_err(|e| Error::Sandbox(format!("gofer: send mounts: {e}")))
+    send(&sock, result).map_err(|e| Error::os("gofer: send mounts", e))
 }

@@ -12,10 +12,14 @@ use crate::config::{Config, FileAccess};
 use crate::control::{wire, CreateContainer, ExecProcess, ExitStatus, NsKind, Request, Response};
 use crate::error::{errno_text, Error, Result};
 use crate::sys::process::{clear_cloexec, pidfd_open, pidfd_send_signal, pidfd_wait_exit};
-use crate::sys::spawn::{sealed, sealed_self, spawn_husk, ChildProc, Spawn, Stdio};
+use crate::sys::spawn::{
+    image_of, sealed, sealed_self, self_image, spawn_husk, ChildProc, Exe, SelfImage, Spawn,
+    Stdio,
+};
 use husk_oci::gofer::GoferRequest;
 use husk_oci::state::ProcRef;
 
+pub mod idmap;
 pub mod namespaces;
 pub mod waiter;
 
@@ -42,7 +46,7 @@ pub struct Sandbox {
 /// A freshly started boot process, still our child.
 pub struct Launched {
     pub sandbox: Sandbox,
-    pub child: ChildProc,
+    pub child: Option<ChildProc>,
 }
 
 /// How to start a sandbox's boot.
@@ -86,13 +90,8 @@ static HUSK_BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 /// process, before the first container is created; a second call with
 /// another path fails.
 pub fn set_husk_binary(path: &Path) -> Result<()> {
-    let path = std::fs::canonicalize(path).map_err(|e| {
-        Error::Sandbox(format!(
-            "husk binary {}: {}",
-            path.display(),
-            errno_text(&e)
-        ))
-    })?;
+    let path = std::fs::canonicalize(path)
+        .map_err(|e| Error::os(format_args!("husk binary {}", path.display()), e))?;
     let set = HUSK_BINARY.get_or_init(|| path.clone());
     if *set != path {
         return Err(Error::Invalid(format!(
@@ -122,13 +121,47 @@ pub fn runs_husk(pid: i32) -> Option<bool> {
     Some(theirs.ino() == ours.ino() && theirs.dev() == ours.dev())
 }
 
-/// The husk binary as a read-only detached mount (see sys::spawn).
-fn exe() -> Result<OwnedFd> {
-    let sealed = match HUSK_BINARY.get() {
-        Some(path) => sealed(path),
-        None => sealed_self(),
-    };
-    sealed.map_err(|e| Error::Sandbox(format!("open husk binary: {}", errno_text(&e))))
+/// Whether husk runs as a user other than root (of any user namespace):
+/// then it cannot mount, so boot is born in a user namespace of its own,
+/// the gofer joins it, and each seals its own binary there.
+pub fn unprivileged() -> bool {
+    !nix::unistd::geteuid().is_root()
+}
+
+/// The husk binary for a helper (see sys::spawn).
+enum OwnExe {
+    /// A read-only detached mount made here.
+    Sealed(OwnedFd),
+    /// Made by the helper in its own mount namespace.
+    Image(SelfImage),
+}
+
+impl OwnExe {
+    fn get(&self) -> Exe<'_> {
+        match self {
+            OwnExe::Sealed(fd) => Exe::Sealed(fd),
+            OwnExe::Image(i) => Exe::SealInChild(i),
+        }
+    }
+}
+
+fn exe() -> Result<OwnExe> {
+    let configured = HUSK_BINARY.get();
+    if unprivileged() {
+        match configured {
+            Some(path) => image_of(path),
+            None => self_image(),
+        }
+        .map(OwnExe::Image)
+        .map_err(|e| Error::os("find husk binary", e))
+    } else {
+        match configured {
+            Some(path) => sealed(path),
+            None => sealed_self(),
+        }
+        .map(OwnExe::Sealed)
+        .map_err(|e| Error::os("open husk binary", e))
+    }
 }
 
 /// Path for connect/bind that fits in sun_path: long state directories are
@@ -191,14 +224,17 @@ impl Sandbox {
             dir.join(SOCKET_NAME),
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
-        .map_err(|e| Error::Sandbox(format!("control socket mode: {}", errno_text(&e))))?;
+        .map_err(|e| Error::os("control socket mode", e))?;
         let fd = listener.as_raw_fd();
-        clear_cloexec(fd).map_err(|e| Error::Sandbox(format!("control socket: {e}")))?;
-        let argv = husk_argv(
-            cfg,
-            "boot",
-            &["--sandbox-id", id, "--listen-fd", &fd.to_string()],
-        );
+        clear_cloexec(fd).map_err(|e| Error::os("control socket", e))?;
+        // "--flag=value": an id may start with '-' and must never be read
+        // as a flag.
+        let (log_fds, log_args) = crate::logging::InheritedLogs::open_for_child(cfg, "boot", id)
+            .map_err(|e| Error::os("open log file for boot", e))?;
+        let mut args = vec![format!("--sandbox-id={id}"), format!("--listen-fd={fd}")];
+        args.extend(log_args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let argv = husk_argv(cfg, "boot", &args);
         // v1 hierarchies are joined by writing cgroup.procs (the v2 one by
         // being born into it); the unified directory is in both lists on a
         // hybrid host, which is harmless.
@@ -221,14 +257,14 @@ impl Sandbox {
         } = plan;
         // A new user namespace gets its maps from us before boot execs (so
         // that it keeps its capabilities across exec as its root).
-        let (maps_r, maps_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| Error::Sandbox(format!("pipe: {e}")))?;
+        let (maps_r, maps_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::os("pipe", e))?;
         // Entering a pid namespace moves our next child there; we come back
         // through a pidfd of ourselves.
         let own_pidns = match &birth.pid_join {
             Some(_) => Some(
                 pidfd_open(nix::unistd::getpid())
-                    .map_err(|e| Error::Sandbox(format!("pidfd of ourselves: {e}")))?,
+                    .map_err(|e| Error::os("pidfd of ourselves", e))?,
             ),
             None => None,
         };
@@ -282,11 +318,19 @@ impl Sandbox {
             }
             Ok(())
         };
+        if unprivileged() && !new_user {
+            return Err(Error::Privilege(
+                "starting a sandbox as a user other than root takes a user namespace of its own"
+                    .into(),
+            ));
+        }
         let spawned = spawn_husk(
-            &exe()?,
+            exe()?.get(),
             &argv,
             Spawn {
-                keep: &[fd],
+                keep: &std::iter::once(fd)
+                    .chain(log_fds.iter().map(|f| f.as_raw_fd()))
+                    .collect::<Vec<_>>(),
                 stdin: Stdio::Inherit,
                 stdout: Stdio::Inherit,
                 clone_flags: birth.clone_flags,
@@ -294,20 +338,19 @@ impl Sandbox {
                 setup: Some(&mut setup),
             },
         );
-        let mut child =
-            spawned.map_err(|e| Error::Sandbox(format!("start husk boot: {}", errno_text(&e))))?;
+        let mut child = spawned.map_err(|e| Error::os("start husk boot", e))?;
         if let Some(own) = &own_pidns {
             // Our own later children (waiters) belong in our pid namespace.
             if let Err(e) = nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID) {
                 child.kill();
                 let _ = child.wait();
-                return Err(Error::Sandbox(format!("restore pid namespace: {e}")));
+                return Err(Error::os("restore pid namespace", e));
             }
         }
         drop(listener);
         drop(maps_r);
         if let Some((uid_map, gid_map)) = &id_maps {
-            if let Err(e) = write_id_maps(child.id(), uid_map, gid_map) {
+            if let Err(e) = idmap::write(child.id(), uid_map, gid_map) {
                 child.kill();
                 let _ = child.wait();
                 return Err(e);
@@ -328,7 +371,7 @@ impl Sandbox {
                 boot,
                 dir: dir.to_path_buf(),
             },
-            child,
+            child: Some(child),
         })
     }
 
@@ -408,9 +451,8 @@ impl Sandbox {
                 Response::RunHooks => {
                     let error = on_event(Event::RunHooks).err().map(|e| e.to_string());
                     let failed = error.clone();
-                    wire::send(conn, &Request::HooksDone { error }, &[]).map_err(|e| {
-                        Error::Sandbox(format!("send to sandbox: {}", errno_text(&e)))
-                    })?;
+                    wire::send(conn, &Request::HooksDone { error }, &[])
+                        .map_err(|e| Error::os("send to sandbox", e))?;
                     if let Some(m) = failed {
                         return Err(Error::Invalid(m));
                     }
@@ -544,25 +586,6 @@ fn unexpected(r: Response) -> Error {
     Error::Sandbox(format!("unexpected answer from sandbox: {r:?}"))
 }
 
-/// Write uid_map/gid_map of a process in a new user namespace.
-fn write_id_maps(pid: i32, uid_map: &str, gid_map: &str) -> Result<()> {
-    let write = |file: &str, text: &str, field: &str| -> Result<()> {
-        std::fs::write(format!("/proc/{pid}/{file}"), text).map_err(|e| {
-            Error::Sandbox(format!(
-                "{field}: write {}: {}",
-                text.trim().replace('\n', ", "),
-                errno_text(&e)
-            ))
-        })
-    };
-    write("uid_map", uid_map, "linux.uidMappings")?;
-    // Only a privileged writer may keep setgroups(2) allowed.
-    if !nix::unistd::geteuid().is_root() {
-        let _ = std::fs::write(format!("/proc/{pid}/setgroups"), "deny");
-    }
-    write("gid_map", gid_map, "linux.gidMappings")
-}
-
 /// SIGKILL a recorded process (if it is still that process) and wait for it
 /// to go away.
 pub fn kill_and_wait(p: ProcRef, timeout: Duration) {
@@ -588,39 +611,75 @@ pub struct Mounts {
 
 impl Mounts {
     /// Start the gofer and queue its request (it opens the rootfs while
-    /// boot is still starting), or open everything here.
-    pub fn open(cfg: &Config, id: &str, req: &GoferRequest) -> Result<Mounts> {
-        let (ours, theirs) = UnixStream::pair()
-            .map_err(|e| Error::Sandbox(format!("socketpair: {}", errno_text(&e))))?;
+    /// boot is still starting), or open everything here. `userns_of`: a
+    /// process (boot) whose user namespace the gofer joins, with a mount
+    /// namespace of its own there (how an unprivileged caller's gofer gets
+    /// the right to clone mounts).
+    pub fn open(
+        cfg: &Config,
+        id: &str,
+        req: &GoferRequest,
+        userns_of: Option<i32>,
+    ) -> Result<Mounts> {
+        let (ours, theirs) = UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
         if cfg.file_access == FileAccess::Direct {
             husk_oci::gofer::send(&ours, crate::gofer::prepare(req))
-                .map_err(|e| Error::Sandbox(format!("mounts: {}", errno_text(&e))))?;
+                .map_err(|e| Error::os("mounts", e))?;
             return Ok(Mounts {
                 sandbox_end: OwnedFd::from(theirs),
                 gofer: None,
             });
         }
         let fd = theirs.as_raw_fd();
-        clear_cloexec(fd).map_err(|e| Error::Sandbox(format!("gofer socket: {e}")))?;
-        let argv = husk_argv(cfg, "gofer", &["--id", id, "--sock-fd", &fd.to_string()]);
+        clear_cloexec(fd).map_err(|e| Error::os("gofer socket", e))?;
+        let argv = husk_argv(
+            cfg,
+            "gofer",
+            &[&format!("--id={id}"), &format!("--sock-fd={fd}")],
+        );
+        let userns = userns_of
+            .map(|pid| {
+                std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(|e| {
+                    Error::Sandbox(format!(
+                        "open the sandbox's user namespace for the gofer: {}",
+                        errno_text(&e)
+                    ))
+                })
+            })
+            .transpose()?;
+        let mut setup = || -> std::result::Result<(), String> {
+            if let Some(ns) = &userns {
+                join_as_root(ns.as_fd())?;
+            }
+            Ok(())
+        };
         let child = spawn_husk(
-            &exe()?,
+            exe()?.get(),
             &argv,
             Spawn {
                 keep: &[fd],
                 stdin: Stdio::Null,
                 stdout: Stdio::Null,
+                setup: Some(&mut setup),
                 ..Default::default()
             },
         )
-        .map_err(|e| Error::Sandbox(format!("start husk gofer: {}", errno_text(&e))))?;
+        .map_err(|e| Error::os("start husk gofer", e))?;
         drop(theirs);
-        wire::send(&ours, req, &[])
-            .map_err(|e| Error::Sandbox(format!("send request to gofer: {}", errno_text(&e))))?;
+        wire::send(&ours, req, &[]).map_err(|e| Error::os("send request to gofer", e))?;
         Ok(Mounts {
             sandbox_end: OwnedFd::from(ours),
             gofer: Some(child),
         })
+    }
+
+    /// Mounts that arrive on `sandbox_end` from elsewhere (no gofer of
+    /// ours to reap).
+    pub fn from_socket(sandbox_end: OwnedFd) -> Mounts {
+        Mounts {
+            sandbox_end,
+            gofer: None,
+        }
     }
 
     /// Reap the gofer (it exits once it has answered).
@@ -633,12 +692,47 @@ impl Mounts {
         }
     }
 
+    /// Why the gofer could not start, if it could not (it has exited).
+    pub fn startup_error(&mut self) -> Option<String> {
+        let g = self.gofer.as_mut()?;
+        if !g.wait_timeout(100) {
+            return None;
+        }
+        g.startup_error()
+    }
+
     pub fn kill(mut self) {
         if let Some(mut g) = self.gofer.take() {
             g.kill();
             let _ = g.wait();
         }
     }
+}
+
+/// Join the user namespace `ns` as its root, with a mount namespace of our
+/// own in it (a child about to exec a husk helper).
+fn join_as_root(ns: std::os::fd::BorrowedFd<'_>) -> std::result::Result<(), String> {
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWUSER).map_err(|e| {
+        format!(
+            "join the sandbox's user namespace: {}",
+            errno_text(&e.into())
+        )
+    })?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("create a mount namespace: {}", errno_text(&e.into())))?;
+    nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(|e| {
+        format!(
+            "setgid 0 in the sandbox's user namespace: {}",
+            errno_text(&e.into())
+        )
+    })?;
+    nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(|e| {
+        format!(
+            "setuid 0 in the sandbox's user namespace: {}",
+            errno_text(&e.into())
+        )
+    })?;
+    Ok(())
 }
 
 /// The deadline helper the CLI uses for bounded loops.

@@ -119,6 +119,14 @@ pub fn has_new_userns(spec: &Spec) -> bool {
         .any(|(k, p)| *k == NsKind::User && p.is_none())
 }
 
+/// Whether the spec names a user namespace to join (a pod member in a pod
+/// with one, as containerd writes it).
+pub fn joins_userns(spec: &Spec) -> bool {
+    spec_namespaces(spec, Network::Sandbox)
+        .iter()
+        .any(|(k, p)| *k == NsKind::User && p.is_some())
+}
+
 fn open_ns(kind: NsKind, path: &std::path::Path) -> Result<OwnedFd> {
     File::open(path).map(OwnedFd::from).map_err(|e| {
         Error::Spec(format!(
@@ -159,13 +167,24 @@ pub fn plan_root(
     };
     let mut init = InitNamespaces {
         new: vec![NsKind::Mount, NsKind::Cgroup],
+        // Root of a user namespace other than the host's (rootless
+        // podman's) may not make device nodes either.
+        in_user_ns: !crate::sys::ids::in_initial_userns(),
         ..Default::default()
     };
     let list = spec_namespaces(spec, network);
-    if !list.iter().any(|(k, _)| *k == NsKind::Mount) {
-        return Err(Error::Spec(
-            "linux.namespaces: a mount namespace is required".into(),
-        ));
+    let shares_mounts = !list.iter().any(|(k, _)| *k == NsKind::Mount);
+    if shares_mounts {
+        // No mount namespace: the container shares the runtime's (ours;
+        // boot's is a private one of its own), joined through this
+        // descriptor, and its root is a chroot into the rootfs.
+        check_shared_mounts(spec)?;
+        init.new.retain(|k| *k != NsKind::Mount);
+        let ns = File::open("/proc/self/ns/mnt")
+            .map(OwnedFd::from)
+            .map_err(|e| Error::Sandbox(format!("open our mount namespace: {}", errno_text(&e))))?;
+        init.join.push((NsKind::Mount, fds.len()));
+        fds.push(ns);
     }
     for (kind, path) in list {
         match (kind, path) {
@@ -222,6 +241,14 @@ pub fn plan_root(
             }
         }
     }
+    if birth.new_user && shares_mounts {
+        // The host's mount namespace belongs to the host's user namespace:
+        // a container's root could not enter it.
+        return Err(Error::Spec(
+            "linux.namespaces: a container without a mount namespace cannot have a user namespace"
+                .into(),
+        ));
+    }
     if birth.new_user && !birth.joins.is_empty() {
         // They would be joined from inside the new user namespace, which
         // has no say over them.
@@ -232,12 +259,56 @@ pub fn plan_root(
     Ok((birth, init, fds))
 }
 
+/// What a container without a mount namespace cannot have: anything that
+/// would be mounted, since it would be mounted in the host's mount
+/// namespace and stay there (runc does mount it there, and leaves it
+/// behind).
+fn check_shared_mounts(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let none = |v: Option<&Vec<String>>| v.is_none_or(|v| v.is_empty());
+    if !none(linux.and_then(|l| l.masked_paths().as_ref()))
+        || !none(linux.and_then(|l| l.readonly_paths().as_ref()))
+    {
+        // runc's words.
+        return Err(Error::Spec(
+            "linux.maskedPaths, linux.readonlyPaths: unable to restrict sys entries without a private MNT namespace".into(),
+        ));
+    }
+    let refuse = |what: &str| {
+        Err(Error::Spec(format!(
+            "{what}: needs a mount namespace of the container's own (linux.namespaces has none, so it would be done in the host's mount namespace)"
+        )))
+    };
+    if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        return refuse("mounts");
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        return refuse("root.readonly");
+    }
+    if linux
+        .and_then(|l| l.rootfs_propagation().as_ref())
+        .is_some()
+    {
+        return refuse("linux.rootfsPropagation");
+    }
+    Ok(())
+}
+
 /// The inode of `kind` of process `pid` (host view), to tell whether a path
 /// names a namespace boot already lives in.
 fn ns_id(pid: i32, kind: NsKind) -> Option<(u64, u64)> {
     std::fs::metadata(format!("/proc/{pid}/ns/{}", kind.proc_name()))
         .ok()
         .map(|m| (m.dev(), m.ino()))
+}
+
+/// Whether process `pid` (a pod's boot) lives in a user namespace other
+/// than ours: its members' device nodes are then bound, not made.
+pub fn in_other_userns(pid: i32) -> bool {
+    let mine = std::fs::metadata("/proc/self/ns/user")
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    ns_id(pid, NsKind::User) != mine
 }
 
 /// Plan a pod member: its init's namespaces, and the descriptors of those
@@ -252,10 +323,12 @@ pub fn plan_member(
         ..Default::default()
     };
     let mut fds = Vec::new();
+    // The pod's user namespace, which the member shares.
+    init.in_user_ns = in_other_userns(boot_pid) || !crate::sys::ids::in_initial_userns();
     let list = spec_namespaces(spec, network);
     if !list.iter().any(|(k, _)| *k == NsKind::Mount) {
         return Err(Error::Spec(
-            "linux.namespaces: a mount namespace is required".into(),
+            "linux.namespaces: a pod member needs a mount namespace of its own".into(),
         ));
     }
     for (kind, path) in list {

@@ -20,7 +20,7 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::cgroups::CgroupPath;
-use crate::error::{errno_text, Error, Result};
+use crate::error::{Error, Result};
 use crate::sys::process::{close_fds_except, exit_now, pidfd_open, pidfd_send_signal, Forked};
 
 pub use husk_oci::signals::forward_mask;
@@ -66,36 +66,50 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
     let own_pidns = match &s.sandbox_pidns {
         Some(ns) => {
             let own = pidfd_open(nix::unistd::getpid())
-                .map_err(|e| Error::Sandbox(format!("pidfd of ourselves: {e}")))?;
-            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| {
-                Error::Sandbox(format!(
-                    "enter the sandbox's pid namespace: {}",
-                    errno_text(&e.into())
-                ))
-            })?;
+                .map_err(|e| Error::os("pidfd of ourselves", e))?;
+            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
+                .map_err(|e| Error::os("enter the sandbox's pid namespace", e))?;
             Some(own)
         }
         None => None,
     };
+    // At its known place before the fork: a client may look the stand-in
+    // up the moment its pid file exists.
+    let target = crate::sys::fd::dup_to(s.target.as_fd(), husk_oci::STANDS_FOR_FD)
+        .map_err(|e| Error::os("stand-in", e))?;
+    drop(s.target);
     let mask = forward_mask();
+    // The stand-in says when it is in place: the pid must be what clients
+    // expect the moment its pid file exists.
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::os("pipe", e))?;
     let forked = crate::sys::process::fork_into(0, None);
     if let Some(own) = &own_pidns {
         if !matches!(forked, Ok(Forked::Child)) {
             let _ = nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID);
         }
     }
-    match forked.map_err(|e| Error::Sandbox(format!("fork stand-in: {}", errno_text(&e))))? {
-        Forked::Parent { pid, .. } => {
-            // In the container's cgroups before anyone reads its pid: a
-            // client loads the cgroup of the pid it is given at once
-            // (containerd's runc shim, for stats and OOM events), and
-            // the child may not have run yet.
-            for fd in &procs {
-                let _ = nix::unistd::write(fd, pid.as_raw().to_string().as_bytes());
+    match forked.map_err(|e| Error::os("fork stand-in", e))? {
+        Forked::Parent { pid, pidfd } => {
+            drop(ready_w);
+            let mut fds = [
+                crate::sys::pollfd(ready_r.as_raw_fd(), libc::POLLIN),
+                crate::sys::pollfd(pidfd.as_raw_fd(), libc::POLLIN),
+            ];
+            let _ = crate::sys::poll(&mut fds, 5000);
+            let mut b = [0u8; 1];
+            if fds[0].revents & libc::POLLIN == 0
+                || !matches!(nix::unistd::read(ready_r.as_raw_fd(), &mut b), Ok(1))
+            {
+                let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                return Err(Error::Sandbox(
+                    "the stand-in process did not set itself up".into(),
+                ));
             }
             Ok(pid.as_raw())
         }
         Forked::Child => {
+            drop(ready_r);
             drop(own_pidns);
             drop(s.sandbox_pidns);
             let _ = nix::unistd::setsid();
@@ -108,18 +122,23 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
             drop(procs);
             // While our /proc is still the host's.
             crate::sys::memory::trim_idle();
-            let enter = super::STANDIN_NAMESPACES
+            let mut enter = super::STANDIN_NAMESPACES
                 .iter()
                 .fold(0, |f, k| f | k.flag()) as i32;
+            if super::unprivileged() {
+                // The container's namespaces belong to the sandbox's user
+                // namespace: entered first, it gives the right to the rest.
+                enter |= crate::control::NsKind::User.flag() as i32;
+            }
             // Fails only if the process is gone; then the answer is near.
             let _ = nix::sched::setns(
-                s.target.as_fd(),
+                target.as_fd(),
                 nix::sched::CloneFlags::from_bits_retain(enter),
             );
             let _ = mask.thread_block();
             let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK);
-            let target = crate::sys::fd::dup_to(s.target.as_fd(), husk_oci::STANDS_FOR_FD)
-                .unwrap_or(s.target);
+            let _ = nix::unistd::write(&ready_w, b"r");
+            drop(ready_w);
             let mut keep = vec![s.conn.as_raw_fd(), target.as_raw_fd()];
             if let Ok(sf) = &sigfd {
                 keep.push(sf.as_raw_fd());

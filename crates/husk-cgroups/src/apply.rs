@@ -295,10 +295,16 @@ impl<'a> Planner<'a> {
     /// The directory serving `controller`, or an error naming `field`.
     fn dir(&self, controller: &str, field: &str) -> Result<&'a CgroupDir> {
         self.cg.find(controller).ok_or_else(|| {
-            CgroupError::unsupported(
-                field,
-                format!("the {controller} controller is not available on this host"),
-            )
+            let msg = if husk_sys::ids::is_host_root() {
+                format!("the {controller} controller is not available on this host")
+            } else {
+                // Rootless: only hierarchies the caller may write were kept.
+                format!(
+                    "uid {} has no cgroup with the {controller} controller that it may write (a delegated cgroup); as a user other than root, limits need one",
+                    nix::unistd::geteuid()
+                )
+            };
+            CgroupError::unsupported(field, msg)
         })
     }
 
@@ -491,6 +497,12 @@ impl<'a> Planner<'a> {
                     self.push(f("limit"), d, "memory.limit_in_bytes", v1_num(l));
                     self.push(f("swap"), d, "memory.memsw.limit_in_bytes", v1_num(s));
                 }
+            }
+            (Some(l), None) if l < 0 && memsw.exists() => {
+                // Lifting the limit lifts memory+swap too, first (the kernel
+                // insists on limit <= memsw), as runc's update does.
+                self.push(f("swap"), d, "memory.memsw.limit_in_bytes", v1_num(-1));
+                self.push(f("limit"), d, "memory.limit_in_bytes", v1_num(l));
             }
             (Some(l), None) => self.push(f("limit"), d, "memory.limit_in_bytes", v1_num(l)),
             (None, Some(s)) => self.push(f("swap"), d, "memory.memsw.limit_in_bytes", v1_num(s)),
@@ -994,7 +1006,7 @@ mod tests {
     /// The container cgroup /nonexistent-husk-test/x in layout `l`.
     fn cg_in(l: &Layout) -> CgroupPath {
         let path = Path::new("/nonexistent-husk-test/x");
-        resolve_with(l, "", Some(path), "x", false, false).unwrap()
+        resolve_with(l, "", Some(path), "x").unwrap()
     }
 
     fn v2_cg() -> CgroupPath {

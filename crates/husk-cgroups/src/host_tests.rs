@@ -54,7 +54,7 @@ impl Guard {
         } else {
             format!("/husk-cgtest-{}-{name}", std::process::id())
         };
-        let cg = resolve(Some(Path::new(&format!("{top}/a"))), "unused", false).unwrap();
+        let cg = resolve(Some(Path::new(&format!("{top}/a"))), "unused").unwrap();
         Guard {
             cg,
             top,
@@ -165,6 +165,7 @@ fn first_disk() -> Option<String> {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn host_lifecycle() {
     if !usable("host_lifecycle") {
         return;
@@ -280,6 +281,7 @@ fn host_lifecycle() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn host_hugetlb_and_unified() {
     if !usable("host_hugetlb_and_unified") {
         return;
@@ -343,6 +345,7 @@ fn host_hugetlb_and_unified() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn host_network_and_blkio_weight() {
     if !usable("host_network_and_blkio_weight") {
         return;
@@ -376,6 +379,7 @@ fn host_network_and_blkio_weight() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn host_oom_kill_counter() {
     if !usable("host_oom_kill_counter") {
         return;
@@ -418,13 +422,14 @@ fn host_oom_kill_counter() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn host_signal_all_and_relative_path() {
     if !usable("host_signal_all_and_relative_path") {
         return;
     }
     let name = format!("husk-cgtest-{}-rel", std::process::id());
     let mut g = Guard::new("sig");
-    g.cg = resolve(Some(Path::new(&name)), "x", false).unwrap();
+    g.cg = resolve(Some(Path::new(&name)), "x").unwrap();
     g.top = String::new();
     let own = parse_proc_cgroup(&fs::read_to_string("/proc/self/cgroup").unwrap());
     let mem_own = own
@@ -483,7 +488,7 @@ fn host_bench() {
         let pid = child.id() as i32;
         let p = format!("{base}/c{i}");
         let t = Instant::now();
-        let mut cg = resolve(Some(Path::new(&p)), "x", false).unwrap();
+        let mut cg = resolve(Some(Path::new(&p)), "x").unwrap();
         cg.create().unwrap();
         cg.add_pid(pid).unwrap();
         let mid = t.elapsed();
@@ -495,7 +500,7 @@ fn host_bench() {
         teardown.push((total - mid).as_secs_f64() * 1e6);
 
         let t = Instant::now();
-        let mut cg = resolve(Some(Path::new(&format!("{p}-empty"))), "x", false).unwrap();
+        let mut cg = resolve(Some(Path::new(&format!("{p}-empty"))), "x").unwrap();
         cg.create().unwrap();
         cg.destroy().unwrap();
         no_proc.push(t.elapsed().as_secs_f64() * 1e6);
@@ -517,6 +522,7 @@ fn host_bench() {
 /// The legacy path (no cgroup2, so no `cgroup.kill`): destroy must freeze, kill a forking
 /// process tree spread over a nested child cgroup, thaw, and remove the nested cgroup too.
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn host_destroy_v1_only_with_nested_cgroups() {
     if !usable("host_destroy_v1_only_with_nested_cgroups") {
         return;
@@ -568,6 +574,7 @@ fn host_destroy_v1_only_with_nested_cgroups() {
 }
 
 #[test]
+#[cfg_attr(not(husk_root_tests), ignore = "needs root")]
 fn v2_device_filter_is_enforced() {
     if !usable("v2_device_filter_is_enforced") {
         return;

@@ -16,10 +16,8 @@
 //! left in place by `destroy`: removing them would race with a concurrent `create` of a
 //! sibling. Only a failed `create` removes the intermediate directories it made itself.
 //!
-//! The systemd cgroup driver is emulated without D-Bus: a `slice:prefix:name` path is mapped
-//! to the directory systemd would use (`<slice path>/<prefix>-<name>.scope`) and created
-//! directly with cgroupfs, so systemd does not know about the scope (no unit, no
-//! `systemctl status`, and systemd will not apply its own limits to it).
+//! There is no systemd cgroup driver: making cgroups behind systemd's back (paths it does not
+//! know) would fight it on a systemd host, so `--systemd-cgroup` is refused by the caller.
 //!
 //! On cgroup2 (including the unified hierarchy of a hybrid host, where it is the only home
 //! of e.g. hugetlb) `create` enables the available controllers in the parents'
@@ -93,9 +91,6 @@ pub enum CgroupError {
     /// `linux.cgroupsPath` (or the id used to build the default path) is not acceptable.
     #[error("linux.cgroupsPath {path:?}: {msg}")]
     InvalidPath { path: String, msg: String },
-    /// `--systemd-cgroup` on a host without systemd.
-    #[error("systemd cgroup manager requested (--systemd-cgroup) but systemd is not running on this host")]
-    SystemdNotRunning,
     /// A bounded wait expired.
     #[error("{what} {}: timed out after {}ms ({detail})", .path.display(), .timeout.as_millis())]
     Timeout {
@@ -159,24 +154,15 @@ impl CgroupDir {
 ///   `/proc/self/cgroup`;
 /// * `None` or empty: `/husk/<id>`.
 ///
-/// With `systemd`, the path must be `slice:prefix:name` (empty means
-/// `system.slice:husk:<id>`). It is mapped, without talking to systemd over D-Bus, to the
-/// directory systemd would use: `<slice path>/<prefix>-<name>.scope`, where the slice path
-/// is expanded the systemd way (`machine.slice` → `/machine.slice`, `a-b.slice` →
-/// `/a.slice/a-b.slice`, an empty slice means `system.slice`); if `name` itself ends in
-/// `.slice` the container gets that slice's directory. systemd must be running
-/// (`/run/systemd/system` exists).
-///
 /// Paths with `..` components are rejected, and so is a path naming a hierarchy root.
 /// Read-only mounted hierarchies are skipped. When the caller is not root, hierarchies in
 /// which the container's directory (or its nearest existing ancestor) is not writable for
-/// it are skipped too, so that rootless callers get only delegated hierarchies; when
+/// it are skipped too (root of a user namespace is not root here), so that rootless callers get only delegated hierarchies; when
 /// nothing is left the result [`is_empty`](CgroupPath::is_empty). For root, touches the
 /// filesystem only to read `/proc/self/mountinfo` (once per process), `/proc/self/cgroup`
 /// (relative paths only) and the owner of `/proc/self`.
-pub fn resolve(spec_path: Option<&Path>, id: &str, systemd: bool) -> Result<CgroupPath> {
-    let systemd_running = systemd && Path::new("/run/systemd/system").is_dir();
-    let target = target_path(spec_path, id, systemd, systemd_running)?;
+pub fn resolve(spec_path: Option<&Path>, id: &str) -> Result<CgroupPath> {
+    let target = target_path(spec_path, id)?;
     let layout = layout()?;
     let self_cgroup = if target.below_self {
         Some(layout::read_self_cgroup()?)
@@ -184,19 +170,10 @@ pub fn resolve(spec_path: Option<&Path>, id: &str, systemd: bool) -> Result<Cgro
         None
     };
     let mut cg = build(&layout, &target, self_cgroup.as_deref());
-    if !effective_root() {
+    if !husk_sys::ids::is_host_root() {
         cg.dirs.retain(|d| writable_for_us(&d.path));
     }
     Ok(cg)
-}
-
-/// Whether our effective uid is 0 (procfs gives `/proc/self` the task's effective uid;
-/// this avoids both `unsafe` and nix's `user` feature).
-fn effective_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
 }
 
 /// Whether `path`, or the nearest ancestor that exists, is writable with our effective ids.
@@ -220,10 +197,8 @@ pub fn resolve_with(
     self_cgroup: &str,
     spec_path: Option<&Path>,
     id: &str,
-    systemd: bool,
-    systemd_running: bool,
 ) -> Result<CgroupPath> {
-    let target = target_path(spec_path, id, systemd, systemd_running)?;
+    let target = target_path(spec_path, id)?;
     Ok(build(layout, &target, Some(self_cgroup)))
 }
 
@@ -241,29 +216,8 @@ fn invalid(path: impl Into<String>, msg: impl Into<String>) -> CgroupError {
     }
 }
 
-fn target_path(
-    spec_path: Option<&Path>,
-    id: &str,
-    systemd: bool,
-    systemd_running: bool,
-) -> Result<Target> {
+fn target_path(spec_path: Option<&Path>, id: &str) -> Result<Target> {
     let spec = spec_path.filter(|p| !p.as_os_str().is_empty());
-    if systemd {
-        if !systemd_running {
-            return Err(CgroupError::SystemdNotRunning);
-        }
-        let s = match spec {
-            Some(p) => p
-                .to_str()
-                .ok_or_else(|| invalid(p.to_string_lossy(), "not valid UTF-8"))?
-                .to_string(),
-            None => format!(":husk:{id}"),
-        };
-        return Ok(Target {
-            rel: systemd_path(&s)?,
-            below_self: false,
-        });
-    }
     match spec {
         None => {
             let p = format!("{DEFAULT_PARENT}/{id}");
@@ -308,73 +262,6 @@ fn normalize(p: &Path) -> Result<PathBuf> {
         ));
     }
     Ok(out)
-}
-
-/// `slice:prefix:name` → relative directory, the way systemd lays out units.
-fn systemd_path(s: &str) -> Result<PathBuf> {
-    let parts: Vec<&str> = s.split(':').collect();
-    let [slice, prefix, name] = parts[..] else {
-        return Err(invalid(
-            s,
-            "expected \"slice:prefix:name\" with the systemd cgroup manager",
-        ));
-    };
-    for part in [slice, prefix, name] {
-        if part.contains('/') || part == ".." || part == "." || part.contains('\0') {
-            return Err(invalid(
-                s,
-                format!("{part:?} is not a valid systemd unit name part"),
-            ));
-        }
-    }
-    if name.is_empty() {
-        return Err(invalid(s, "the unit name is empty"));
-    }
-    if name.ends_with(".slice") {
-        let p = expand_slice(name).map_err(|m| invalid(s, m))?;
-        if p.as_os_str().is_empty() {
-            return Err(invalid(s, "must name a cgroup below the hierarchy root"));
-        }
-        return Ok(p);
-    }
-    let slice = if slice.is_empty() {
-        "system.slice"
-    } else {
-        slice
-    };
-    let mut path = expand_slice(slice).map_err(|m| invalid(s, m))?;
-    let unit = if prefix.is_empty() {
-        if name.ends_with(".scope") {
-            name.to_string()
-        } else {
-            format!("{name}.scope")
-        }
-    } else {
-        format!("{prefix}-{name}.scope")
-    };
-    path.push(unit);
-    Ok(path)
-}
-
-/// `a-b-c.slice` → `a.slice/a-b.slice/a-b-c.slice`; `-.slice` (the root slice) → empty.
-fn expand_slice(slice: &str) -> std::result::Result<PathBuf, String> {
-    if slice == "-.slice" {
-        return Ok(PathBuf::new());
-    }
-    let base = slice
-        .strip_suffix(".slice")
-        .ok_or_else(|| format!("slice {slice:?} does not end in \".slice\""))?;
-    if base.is_empty() || base.starts_with('-') || base.ends_with('-') || base.contains("--") {
-        return Err(format!("{slice:?} is not a valid slice name"));
-    }
-    let mut path = PathBuf::new();
-    let mut end = 0;
-    for part in base.split('-') {
-        end += part.len();
-        path.push(format!("{}.slice", &base[..end]));
-        end += 1; // the '-'
-    }
-    Ok(path)
 }
 
 fn build(layout: &Layout, t: &Target, self_cgroup: Option<&str>) -> CgroupPath {
@@ -459,6 +346,18 @@ impl CgroupPath {
         Ok(())
     }
 
+    /// What [`create`](Self::create) will make, recorded before it runs:
+    /// every leaf that does not exist yet is marked as created, so a caller
+    /// killed half-way leaves a record that [`destroy`](Self::destroy) can
+    /// clean up from (removing a directory that was never made is a no-op).
+    pub fn intent(&self) -> CgroupPath {
+        let mut c = self.clone();
+        for d in &mut c.dirs {
+            d.created |= !d.path.exists();
+        }
+        c
+    }
+
     /// Write `pid` into `cgroup.procs` in every hierarchy (including `name=systemd` and the
     /// unified one on hybrid hosts).
     pub fn add_pid(&self, pid: i32) -> Result<()> {
@@ -476,10 +375,15 @@ impl CgroupPath {
         if let Some(d) = self.dirs.iter().find(|d| d.v2) {
             return Ok(Freezer::V2(d.path.clone()));
         }
-        Err(CgroupError::unsupported(
-            "freezer",
-            "neither a v1 freezer hierarchy nor cgroup v2 is available on this host",
-        ))
+        let msg = if husk_sys::ids::is_host_root() {
+            "neither a v1 freezer hierarchy nor cgroup v2 is available on this host".to_string()
+        } else {
+            format!(
+                "uid {} has no cgroup with a freezer that it may write (a delegated cgroup); as a user other than root, pausing needs one",
+                nix::unistd::geteuid()
+            )
+        };
+        Err(CgroupError::unsupported("freezer", msg))
     }
 
     /// Freeze every process. v1: `freezer.state` FROZEN, waiting (1 ms polls, at most 2 s)
@@ -603,7 +507,16 @@ impl CgroupPath {
     /// every process killed, then thawed.
     pub fn signal_all(&self, sig: Signal) -> Result<()> {
         if sig == Signal::SIGKILL {
-            return self.kill_all(&self.all_pids()?);
+            let known = self.all_pids()?;
+            if known.is_empty() {
+                // Nothing can fork into an empty cgroup. And cgroup.kill is
+                // not free: on some kernels (6.18 here) every later
+                // CLONE_INTO_CGROUP into a cgroup that was once killed is
+                // killed at birth, which would make a pre-existing cgroup
+                // unusable for the next container.
+                return Ok(());
+            }
+            return self.kill_all(&known);
         }
         for pid in self.pids()? {
             send(pid, sig)?;
@@ -1009,7 +922,7 @@ mod tests {
 
     #[test]
     fn default_path() {
-        let cg = resolve_with(&hybrid(), SELF_HYBRID, None, "abc", false, false).unwrap();
+        let cg = resolve_with(&hybrid(), SELF_HYBRID, None, "abc").unwrap();
         assert_eq!(cg.dirs.len(), 10);
         assert_eq!(
             dir(&cg, "memory"),
@@ -1030,25 +943,17 @@ mod tests {
         assert!(cg.dirs.iter().all(|d| !d.created));
         assert!(cg.dir_of("net_cls").is_none());
         // empty path = default
-        let cg2 = resolve_with(&hybrid(), "", Some(Path::new("")), "abc", false, false).unwrap();
+        let cg2 = resolve_with(&hybrid(), "", Some(Path::new("")), "abc").unwrap();
         assert_eq!(cg, cg2);
     }
 
     #[test]
     fn absolute_path() {
-        let cg = resolve_with(
-            &hybrid(),
-            SELF_HYBRID,
-            Some(Path::new("/a/./b")),
-            "x",
-            false,
-            false,
-        )
-        .unwrap();
+        let cg = resolve_with(&hybrid(), SELF_HYBRID, Some(Path::new("/a/./b")), "x").unwrap();
         assert_eq!(dir(&cg, "memory"), Path::new("/sys/fs/cgroup/memory/a/b"));
         assert_eq!(dir(&cg, "cpu"), Path::new("/sys/fs/cgroup/cpu/a/b"));
         let l = Layout::parse(LEGACY, |_| vec![]);
-        let cg = resolve_with(&l, "", Some(Path::new("/a/b")), "x", false, false).unwrap();
+        let cg = resolve_with(&l, "", Some(Path::new("/a/b")), "x").unwrap();
         assert_eq!(
             dir(&cg, "cpuacct"),
             Path::new("/sys/fs/cgroup/cpu,cpuacct/a/b")
@@ -1058,15 +963,7 @@ mod tests {
 
     #[test]
     fn relative_path() {
-        let cg = resolve_with(
-            &hybrid(),
-            SELF_HYBRID,
-            Some(Path::new("a/b")),
-            "x",
-            false,
-            false,
-        )
-        .unwrap();
+        let cg = resolve_with(&hybrid(), SELF_HYBRID, Some(Path::new("a/b")), "x").unwrap();
         assert_eq!(
             dir(&cg, "memory"),
             Path::new("/sys/fs/cgroup/memory/process_api/5022d7/a/b")
@@ -1078,8 +975,6 @@ mod tests {
             "0::/user.slice/session-1.scope\n",
             Some(Path::new("c")),
             "x",
-            false,
-            false,
         )
         .unwrap();
         assert_eq!(cg.dirs.len(), 1);
@@ -1092,12 +987,12 @@ mod tests {
     #[test]
     fn rejects_bad_paths() {
         for p in ["/a/../b", "../x", "a/..", "/", ".", ""] {
-            let r = resolve_with(&hybrid(), SELF_HYBRID, Some(Path::new(p)), "", false, false);
+            let r = resolve_with(&hybrid(), SELF_HYBRID, Some(Path::new(p)), "");
             let e = r.unwrap_err().to_string();
             assert!(e.starts_with("linux.cgroupsPath"), "{p}: {e}");
             assert!(!e.contains('\n'));
         }
-        let e = resolve_with(&hybrid(), "", Some(Path::new("/a/../b")), "x", false, false)
+        let e = resolve_with(&hybrid(), "", Some(Path::new("/a/../b")), "x")
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -1105,112 +1000,25 @@ mod tests {
             "linux.cgroupsPath \"/a/../b\": must not contain \"..\" components"
         );
         for id in ["..", "a/b", ""] {
-            assert!(resolve_with(&hybrid(), "", None, id, false, false).is_err());
+            assert!(resolve_with(&hybrid(), "", None, id).is_err());
         }
-    }
-
-    #[test]
-    fn systemd_paths() {
-        let e = resolve_with(
-            &hybrid(),
-            "",
-            Some(Path::new("machine.slice:libpod:abc")),
-            "abc",
-            true,
-            false,
-        )
-        .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "systemd cgroup manager requested (--systemd-cgroup) but systemd is not running on this host"
-        );
-        let cg = resolve_with(
-            &hybrid(),
-            "",
-            Some(Path::new("machine.slice:libpod:abc")),
-            "abc",
-            true,
-            true,
-        )
-        .unwrap();
-        assert_eq!(
-            dir(&cg, "memory"),
-            Path::new("/sys/fs/cgroup/memory/machine.slice/libpod-abc.scope")
-        );
-        let cg = resolve_with(
-            &hybrid(),
-            "",
-            Some(Path::new("a-b.slice:p:n")),
-            "abc",
-            true,
-            true,
-        )
-        .unwrap();
-        assert_eq!(
-            dir(&cg, "memory"),
-            Path::new("/sys/fs/cgroup/memory/a.slice/a-b.slice/p-n.scope")
-        );
-        let cg = resolve_with(&hybrid(), "", None, "abc", true, true).unwrap();
-        assert_eq!(
-            dir(&cg, "pids"),
-            Path::new("/sys/fs/cgroup/pids/system.slice/husk-abc.scope")
-        );
-        let cg = resolve_with(
-            &hybrid(),
-            "",
-            Some(Path::new("::my-c.slice")),
-            "abc",
-            true,
-            true,
-        )
-        .unwrap();
-        assert_eq!(
-            dir(&cg, "pids"),
-            Path::new("/sys/fs/cgroup/pids/my.slice/my-c.slice")
-        );
-        let cg = resolve_with(
-            &hybrid(),
-            "",
-            Some(Path::new("-.slice::n")),
-            "abc",
-            true,
-            true,
-        )
-        .unwrap();
-        assert_eq!(dir(&cg, "pids"), Path::new("/sys/fs/cgroup/pids/n.scope"));
-        for bad in [
-            "a:b",
-            "x.slice:p:..",
-            "bad:p:n",
-            "a--b.slice:p:n",
-            "x.slice:p:",
-        ] {
-            assert!(
-                resolve_with(&hybrid(), "", Some(Path::new(bad)), "abc", true, true).is_err(),
-                "{bad}"
-            );
-        }
-        assert_eq!(
-            expand_slice("a-b-c.slice").unwrap(),
-            Path::new("a.slice/a-b.slice/a-b-c.slice")
-        );
     }
 
     #[test]
     fn read_only_and_empty_layouts() {
         let ro = "27 24 0:25 / /sys/fs/cgroup ro,nosuid - cgroup2 cgroup2 rw\n";
         let l = Layout::parse(ro, |_| vec![]);
-        let cg = resolve_with(&l, "", None, "x", false, false).unwrap();
+        let cg = resolve_with(&l, "", None, "x").unwrap();
         assert!(cg.is_empty());
         assert_eq!(cg.oom_kills(), 0);
         assert!(cg.pids().unwrap().is_empty());
-        let cg = resolve_with(&hybrid(), "", None, "x", false, false).unwrap();
+        let cg = resolve_with(&hybrid(), "", None, "x").unwrap();
         assert!(!cg.is_empty());
     }
 
     #[test]
     fn state_round_trip() {
-        let cg = resolve_with(&hybrid(), SELF_HYBRID, None, "abc", false, false).unwrap();
+        let cg = resolve_with(&hybrid(), SELF_HYBRID, None, "abc").unwrap();
         let j = serde_json::to_string(&cg).unwrap();
         assert!(j.starts_with("{\"dirs\":[{\"controllers\":[\"cpu\"],\"v2\":false,\"path\":\"/sys/fs/cgroup/cpu/husk/abc\",\"created\":false}"));
         let back: CgroupPath = serde_json::from_str(&j).unwrap();

@@ -12,10 +12,7 @@ use super::{CgroupError, Result};
 
 /// Go-style, lower-case text of an OS error ("no such file or directory").
 pub(crate) fn os_msg(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_lowercase(),
-        None => e.to_string().replace('\n', " "),
-    }
+    husk_sys::errno_text(e)
 }
 
 /// Whether the error means "the file or directory is not there".

@@ -106,6 +106,10 @@ pub struct InitNamespaces {
     /// gets its loopback brought up, a fresh user namespace means device
     /// nodes are bound rather than made.
     pub fresh: Vec<NsKind>,
+    /// The container lives in a user namespace other than the host's (its
+    /// own, or its pod's): device nodes are bound rather than made.
+    #[serde(default)]
+    pub in_user_ns: bool,
 }
 
 impl InitNamespaces {
@@ -162,6 +166,24 @@ pub struct CreateFds {
     /// namespace while they run in the container's.
     #[serde(default)]
     pub host_root: Option<usize>,
+    /// What the container's /proc views are served from (unless turned
+    /// off): a /dev/fuse descriptor and its cgroup directories.
+    #[serde(default)]
+    pub proc_views: Option<ProcViewsFds>,
+    /// The rootfs directory, opened on the host, for a container without
+    /// a mount namespace of its own: its init (and every process exec'd
+    /// into it) shares the host's and chroots into this directory.
+    #[serde(default)]
+    pub rootfs_dir: Option<usize>,
+}
+
+/// The container's /proc views (`husk-procviews`): boot serves them from
+/// the cgroup filesystems the init mounts in its cgroup namespace (which
+/// show nothing above the container's cgroup).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcViewsFds {
+    /// An open /dev/fuse (neither boot nor the container may open it).
+    pub fuse: usize,
 }
 
 /// A process to run in an existing container (`husk exec`).

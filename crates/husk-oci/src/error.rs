@@ -13,7 +13,7 @@ pub enum Error {
     Exists(String),
     #[error("{0}")]
     Spec(String),
-    #[error("cannot {op} container {id:?}: it is {status}")]
+    #[error("cannot {op} container {id:?}: {}", state_words(status))]
     BadState {
         id: String,
         op: &'static str,
@@ -29,6 +29,11 @@ pub enum Error {
     Sandbox(String),
     #[error("{0}")]
     Invalid(String),
+    /// Something the caller lacks the privilege for (a rootless caller
+    /// without subordinate ids, without a cgroup of its own); the message
+    /// names the privilege.
+    #[error("{0}")]
+    Privilege(String),
     /// An error answer from boot, with its kind.
     #[error("{message}")]
     Remote {
@@ -45,12 +50,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// An OS error while doing `what` (rendered "what: no such file or
+    /// directory", the way runc prints them).
+    pub fn os(what: impl std::fmt::Display, err: impl Into<io::Error>) -> Error {
+        Error::Io {
+            what: what.to_string(),
+            err: err.into(),
+        }
+    }
+
     /// What kind of failure this is, as the control protocol carries it.
     pub fn kind(&self) -> crate::control::ErrorKind {
         use crate::control::ErrorKind as K;
         match self {
             Error::InvalidId(_) | Error::Spec(_) | Error::Invalid(_) => K::Invalid,
             Error::NotFound(_) => K::NotFound,
+            Error::Privilege(_) => K::Refused,
             Error::Exists(_) => K::Exists,
             Error::BadState { .. } => K::BadState,
             Error::Remote { kind, .. } => *kind,
@@ -105,3 +120,13 @@ impl<T> IoContext<T> for nix::Result<T> {
 }
 
 pub use husk_sys::errno_text;
+
+/// "it is paused"; for a stopped container also runc's words, which
+/// clients match ("container not running").
+fn state_words(status: &str) -> String {
+    if status == "stopped" {
+        "container not running (it is stopped)".into()
+    } else {
+        format!("it is {status}")
+    }
+}

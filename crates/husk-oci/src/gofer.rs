@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Mount, Spec};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{errno_text, Error, Result};
+use crate::error::{Error, Result};
 use crate::mount_options as options;
 use crate::wire;
 
@@ -35,14 +35,23 @@ impl IdMaps {
 
     /// The host uid that container uid 0 maps to, if any.
     pub fn host_root_uid(&self) -> Option<u32> {
-        self.uid.lines().find_map(|l| {
-            let f: Vec<u32> = l
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            (f.len() == 3 && f[0] == 0).then_some(f[1])
-        })
+        host_of_zero(&self.uid)
     }
+
+    /// The host gid that container gid 0 maps to, if any.
+    pub fn host_root_gid(&self) -> Option<u32> {
+        host_of_zero(&self.gid)
+    }
+}
+
+fn host_of_zero(map: &str) -> Option<u32> {
+    map.lines().find_map(|l| {
+        let f: Vec<u32> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        (f.len() == 3 && f[0] == 0).then_some(f[1])
+    })
 }
 
 /// What the gofer is asked to open.
@@ -178,7 +187,7 @@ pub fn receive(sock: &impl AsFd) -> Result<PreparedMounts> {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             Error::Sandbox("gofer exited without handing over the mounts".into())
         } else {
-            Error::Sandbox(format!("receive mounts from gofer: {}", errno_text(&e)))
+            Error::os("receive mounts from gofer", e)
         }
     })?;
     let mut fds: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();

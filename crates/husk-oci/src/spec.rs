@@ -58,6 +58,13 @@ pub fn validate(spec: &Spec) -> Result<()> {
             "config.json: process.args must name a program".into(),
         ));
     }
+    for (i, kv) in process.env().iter().flatten().enumerate() {
+        if !kv.contains('=') {
+            return Err(Error::Spec(format!(
+                "config.json: process.env[{i}] {kv:?} is not of the form KEY=VALUE"
+            )));
+        }
+    }
     if process
         .selinux_label()
         .as_ref()
@@ -81,18 +88,30 @@ pub fn validate(spec: &Spec) -> Result<()> {
         return Err(Error::Spec("config.json: root.path is empty".into()));
     }
     if let Some(linux) = spec.linux() {
-        if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
-            return Err(Error::Spec(
-                "config.json: linux.mountLabel is set: SELinux is not supported".into(),
-            ));
+        if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
+            // Without SELinux a label means nothing to the kernel: files
+            // are not labelled anywhere on this host, so the container is
+            // no less confined than its neighbours. With SELinux, husk
+            // could not apply it: refuse.
+            if selinux_enabled() {
+                return Err(Error::Spec(
+                    "config.json: linux.mountLabel is set: husk does not support SELinux".into(),
+                ));
+            }
+            tracing::warn!(
+                "linux.mountLabel {label:?} ignored: SELinux is not enabled on this host"
+            );
         }
         if let Some(nss) = linux.namespaces() {
             let mut seen = Vec::new();
             for ns in nss {
                 if seen.contains(&ns.typ()) {
+                    let name = serde_json::to_value(ns.typ())
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_else(|| format!("{:?}", ns.typ()));
                     return Err(Error::Spec(format!(
-                        "config.json: linux.namespaces lists {:?} twice",
-                        ns.typ()
+                        "config.json: linux.namespaces lists {name:?} twice"
                     )));
                 }
                 seen.push(ns.typ());
@@ -136,6 +155,12 @@ pub fn validate(spec: &Spec) -> Result<()> {
     }
     pod_role(spec)?;
     Ok(())
+}
+
+/// Whether the host runs SELinux (selinuxfs mounted where libselinux
+/// looks for it).
+pub fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
 }
 
 pub fn apparmor_enabled() -> bool {
@@ -182,42 +207,48 @@ pub fn pod_role(spec: &Spec) -> Result<PodRole> {
     }
 }
 
-/// Device cgroup rules every container gets after the spec's own (as runc
-/// does): mknod of any device, the default devices, ptys and tun, plus the
-/// devices the spec creates in linux.devices.
+/// The device cgroup rules every container gets after the spec's own
+/// (`linux.resources.devices`), in runc's order: mknod of any character or
+/// block device, then /dev/null, random, full, tty, zero, urandom, every
+/// pty (136:*), /dev/ptmx and /dev/net/tun.
+///
+/// Nodes listed in `linux.devices` are created in the container but get no
+/// rule of their own: creating a node never grants access to it. A spec
+/// that denies everything and creates /dev/kmsg leaves /dev/kmsg
+/// unusable, as with runc; a spec that wants access says so in
+/// `linux.resources.devices`.
+pub const DEFAULT_DEVICE_RULES: &[(char, Option<i64>, Option<i64>, &str)] = &[
+    ('c', None, None, "m"),
+    ('b', None, None, "m"),
+    ('c', Some(1), Some(3), "rwm"),
+    ('c', Some(1), Some(8), "rwm"),
+    ('c', Some(1), Some(7), "rwm"),
+    ('c', Some(5), Some(0), "rwm"),
+    ('c', Some(1), Some(5), "rwm"),
+    ('c', Some(1), Some(9), "rwm"),
+    ('c', Some(136), None, "rwm"),
+    ('c', Some(5), Some(2), "rwm"),
+    ('c', Some(10), Some(200), "rwm"),
+];
+
+/// Append [`DEFAULT_DEVICE_RULES`] to the spec's `linux.resources.devices`.
 pub fn add_default_device_rules(spec: &mut Spec) {
     use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
-    let mut rules: Vec<serde_json::Value> = vec![
-        json!({"allow": true, "type": "c", "access": "m"}),
-        json!({"allow": true, "type": "b", "access": "m"}),
-    ];
-    for (major, minor) in [
-        (1, 3),
-        (1, 5),
-        (1, 7),
-        (1, 8),
-        (1, 9),
-        (5, 0),
-        (5, 1),
-        (5, 2),
-        (10, 200),
-    ] {
-        rules.push(
-            json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"}),
-        );
-    }
-    rules.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
     let Some(linux) = spec.linux_mut().as_mut() else {
         return;
     };
-    for d in linux.devices().iter().flatten() {
-        let t = serde_json::to_value(d.typ()).unwrap_or(json!("c"));
-        let t = if t == json!("u") { json!("c") } else { t };
-        rules.push(json!({"allow": true, "type": t, "major": d.major(), "minor": d.minor(), "access": "rwm"}));
-    }
-    let extra: Vec<LinuxDeviceCgroup> = rules
-        .into_iter()
-        .filter_map(|r| serde_json::from_value(r).ok())
+    let extra: Vec<LinuxDeviceCgroup> = DEFAULT_DEVICE_RULES
+        .iter()
+        .filter_map(|(t, major, minor, access)| {
+            serde_json::from_value(json!({
+                "allow": true,
+                "type": t.to_string(),
+                "major": major,
+                "minor": minor,
+                "access": access,
+            }))
+            .ok()
+        })
         .collect();
     let mut res = linux
         .resources()
@@ -243,8 +274,10 @@ pub fn rootfs_path(bundle: &Path, spec: &Spec) -> PathBuf {
     }
 }
 
-/// The default `config.json` that `husk spec` writes: the same shape runc
-/// produces, so existing bundles and tutorials work unchanged.
+/// The default `config.json` that `husk spec` writes: what `runc spec`
+/// writes (namespaces, mounts, capabilities, device rules; the hostname is
+/// "husk" where runc's is "runc"), so bundles made with either behave the
+/// same. husk's extras are in [`add_extras`].
 pub fn default_spec(rootless: bool) -> serde_json::Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     let mut namespaces = vec![
@@ -253,7 +286,6 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
         json!({"type": "ipc"}),
         json!({"type": "uts"}),
         json!({"type": "mount"}),
-        json!({"type": "cgroup"}),
     ];
     let mut spec = json!({
         "ociVersion": "1.0.2",
@@ -313,7 +345,6 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
         linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
         linux.as_object_mut().unwrap().remove("resources");
         let mounts = spec["mounts"].as_array_mut().unwrap();
-        mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
         for m in mounts.iter_mut() {
             if m["destination"] == "/sys" {
                 *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
@@ -331,6 +362,18 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
         }
     }
     spec
+}
+
+/// `husk spec --extras`: what husk recommends beyond runc's defaults. A
+/// cgroup namespace: the container sees its own cgroup as the root of
+/// /proc/self/cgroup. (husk gives every container one whether the spec
+/// asks or not; listing it makes the bundle say so to other runtimes.)
+pub fn add_extras(spec: &mut serde_json::Value) {
+    if let Some(nss) = spec["linux"]["namespaces"].as_array_mut() {
+        if !nss.iter().any(|n| n["type"] == "cgroup") {
+            nss.push(json!({"type": "cgroup"}));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -387,6 +430,37 @@ mod tests {
         assert!(devs
             .iter()
             .any(|d| d.allow() && d.major() == Some(136) && d.minor().is_none()));
+        assert_eq!(devs.len(), 1 + DEFAULT_DEVICE_RULES.len());
+    }
+
+    #[test]
+    fn created_devices_get_no_rule() {
+        // runc's behaviour, and the only safe one: linux.devices makes the
+        // node, linux.resources.devices alone decides access to it.
+        let mut v = default_spec(false);
+        v["linux"]["devices"] = json!([
+            {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11},
+            {"path": "/dev/fifo", "type": "p"}
+        ]);
+        let mut s = spec_from(v);
+        add_default_device_rules(&mut s);
+        let devs = s
+            .linux()
+            .as_ref()
+            .unwrap()
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .clone()
+            .unwrap();
+        assert!(!devs
+            .iter()
+            .any(|d| d.major() == Some(1) && d.minor() == Some(11)));
+        assert!(!devs
+            .iter()
+            .any(|d| d.typ() == Some(oci_spec::runtime::LinuxDeviceType::P)));
+        assert_eq!(devs.len(), 1 + DEFAULT_DEVICE_RULES.len());
     }
 
     #[test]

@@ -15,6 +15,12 @@ pub enum Sync {
     /// boot shows it as its own /proc, so tools that look at the sandbox
     /// process's /proc (podman top) see the container's processes.
     ProcMount,
+    /// init → boot: the container's cgroup filesystems (attached, one per
+    /// hierarchy, read-only detached mounts rooted at its cgroup), for its
+    /// /proc views.
+    CgroupMounts {
+        infos: Vec<husk_procviews::CgroupDirInfo>,
+    },
     /// init → boot: the container is created; waiting for Start.
     Ready,
     /// boot → init: exec the program.
@@ -25,6 +31,9 @@ pub enum Sync {
     /// init → boot: a seccomp user-notification descriptor (attached) for
     /// the spec's listenerPath.
     SeccompNotify,
+    /// init → boot: something did not work and the container goes on
+    /// without it (boot logs it).
+    Warning { message: String },
     /// either way: something failed; the message says what.
     Error { message: String },
 }

@@ -21,6 +21,20 @@
 //! - `clone3` fails with ENOSYS, not EPERM: its flags are in memory seccomp
 //!   cannot read, so it cannot be filtered on CLONE_NEWUSER, and ENOSYS makes
 //!   glibc and Go fall back to `clone`, whose flags are filtered.
+//! - `io_uring_setup`/`_enter`/`_register` fail with ENOSYS for every
+//!   container (Docker 25 and later deny them too): io_uring runs work in
+//!   kernel threads beside the syscall path, it has been the source of a
+//!   long series of privilege escalations, and every user of it (liburing,
+//!   libuv, tokio-uring, databases) falls back to ordinary system calls when
+//!   the kernel says it has none. EPERM is what a kernel with io_uring
+//!   switched off by sysctl says; ENOSYS, what one built without it says,
+//!   is the answer every fallback handles.
+//! - `personality` only with the values glibc and `setarch` use
+//!   ([`PERSONALITY_ALLOWED`](super::bpf::PERSONALITY_ALLOWED)). This rule
+//!   checks an argument with hand-written BPF in front of the filter
+//!   (libseccomp cannot say "none of these values"). It is in every
+//!   container's filter but not in boot's: boot's init applies the spec's
+//!   own `linux.personality` (any flags) under boot's filter.
 //!
 //! The filter covers the native architecture and the compat ABIs the kernel
 //! runs on it (x86 and x32 on x86_64, arm on aarch64, ...), so a 32-bit
@@ -28,14 +42,18 @@
 
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpSyscall};
 
-use super::{export, new_filter, BaselineContext, Program, SeccompError};
+use super::{bpf, export, new_filter, BaselineContext, Program, SeccompError};
 
 /// When a rule applies.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum Gate {
+    /// Every process: loaded on boot, which every container inherits.
     Always,
     /// Left out when the container has CAP_SYS_ADMIN or a user namespace.
     Unprivileged,
+    /// Every container's own filter, privileged or not, but never boot's
+    /// (see [`BaselineContext::for_container`]).
+    Container,
 }
 
 /// How a rule denies.
@@ -45,6 +63,9 @@ pub(super) enum Deny {
     Errno(i32),
     /// Fail with this errno when the clone-flags argument has these bits.
     CloneFlags(i32, u64),
+    /// Fail with this errno unless the argument is one of
+    /// [`PERSONALITY_ALLOWED`](super::bpf::PERSONALITY_ALLOWED).
+    Personality(i32),
 }
 
 pub(super) struct Rule {
@@ -55,6 +76,7 @@ pub(super) struct Rule {
 }
 
 const EPERM: Deny = Deny::Errno(libc::EPERM);
+const ENOSYS: Deny = Deny::Errno(libc::ENOSYS);
 const NEWUSER: Deny = Deny::CloneFlags(libc::EPERM, libc::CLONE_NEWUSER as u64);
 
 const fn rule(name: &'static str, gate: Gate, deny: Deny, reason: &'static str) -> Rule {
@@ -66,7 +88,7 @@ const fn rule(name: &'static str, gate: Gate, deny: Deny, reason: &'static str) 
     }
 }
 
-use Gate::{Always, Unprivileged};
+use Gate::{Always, Container, Unprivileged};
 
 /// The baseline, one entry per system call.
 #[rustfmt::skip]
@@ -90,6 +112,10 @@ pub(super) const RULES: &[Rule] = &[
     rule("swapoff", Always, EPERM, "changes the host's swap devices"),
     rule("acct", Always, EPERM, "switches host-wide process accounting"),
     rule("lookup_dcookie", Always, EPERM, "reveals host dentry paths (oprofile interface)"),
+    rule("io_uring_setup", Always, ENOSYS, "io_uring: kernel-side async work, a long series of privilege escalations; users fall back to plain calls"),
+    rule("io_uring_enter", Always, ENOSYS, "io_uring: kernel-side async work, a long series of privilege escalations; users fall back to plain calls"),
+    rule("io_uring_register", Always, ENOSYS, "io_uring: kernel-side async work, a long series of privilege escalations; users fall back to plain calls"),
+    rule("personality", Container, Deny::Personality(libc::EPERM), "only PER_LINUX/PER_LINUX32 with UNAME26 or ADDR_NO_RANDOMIZE: READ_IMPLIES_EXEC and MMAP_PAGE_ZERO undo exploit mitigations"),
     rule("unshare", Unprivileged, NEWUSER, "with CLONE_NEWUSER: a new user namespace exposes root-only kernel code (netfilter, filesystems) to attack"),
     rule("clone", Unprivileged, NEWUSER, "with CLONE_NEWUSER: a new user namespace exposes root-only kernel code (netfilter, filesystems) to attack"),
     rule("clone3", Unprivileged, Deny::Errno(libc::ENOSYS), "flags are in memory seccomp cannot read, so CLONE_NEWUSER cannot be filtered; ENOSYS makes libc fall back to clone"),
@@ -115,11 +141,14 @@ const PAIRS: [(&str, &str); RULES.len()] = {
 };
 
 /// The baseline list (for docs and tests): (syscall name, reason). All fail
-/// with EPERM except `clone3` (ENOSYS). `unshare` and `clone` are denied
-/// only with CLONE_NEWUSER in their flags; they, `clone3`, the new mount API
-/// (`fsopen` ... `mount_setattr`) and `quotactl`/`quotactl_fd` are denied
-/// only when the container has neither CAP_SYS_ADMIN nor its own user
-/// namespace ([`baseline_for`] lists what applies to one container).
+/// with EPERM except `clone3` and `io_uring_*` (ENOSYS). `unshare` and
+/// `clone` are denied only with CLONE_NEWUSER in their flags; they,
+/// `clone3`, the new mount API (`fsopen` ... `mount_setattr`) and
+/// `quotactl`/`quotactl_fd` are denied only when the container has neither
+/// CAP_SYS_ADMIN nor its own user namespace. `personality` is refused for
+/// values outside [`PERSONALITY_ALLOWED`](super::bpf::PERSONALITY_ALLOWED),
+/// in every container ([`baseline_for`] lists what applies to one
+/// container).
 pub const BASELINE: &[(&str, &str)] = &PAIRS;
 
 /// The entries of [`BASELINE`] that apply to a container, e.g. for a debug
@@ -130,12 +159,28 @@ pub fn baseline_for(ctx: &BaselineContext) -> Vec<(&'static str, &'static str)> 
     }
     RULES
         .iter()
-        .filter(|r| match r.gate {
-            Gate::Always => !ctx.always_inherited,
-            Gate::Unprivileged => !ctx.privileged(),
-        })
+        .filter(|r| applies(r, ctx))
         .map(|r| (r.name, r.reason))
         .collect()
+}
+
+fn applies(r: &Rule, ctx: &BaselineContext) -> bool {
+    match r.gate {
+        Gate::Always => !ctx.always_inherited,
+        Gate::Unprivileged => !ctx.privileged(),
+        Gate::Container => ctx.for_container(),
+    }
+}
+
+/// The rule table as text, for the cache key: a plan compiled from another
+/// table must not be reused.
+pub(super) fn fingerprint() -> String {
+    let mut s = String::new();
+    for r in RULES {
+        s.push_str(&format!("{}:{:?}:{:?};", r.name, r.gate, r.deny));
+    }
+    s.push_str(&format!("{:?}", bpf::PERSONALITY_ALLOWED));
+    s
 }
 
 /// The compat ABIs the kernel runs next to `native`.
@@ -160,6 +205,24 @@ fn clone_flags_arg(native: ScmpArch) -> u32 {
     }
 }
 
+/// The personality guard for the arches the filter covers.
+fn personality_prefix(arches: &[ScmpArch], errno: i32) -> Vec<libc::sock_filter> {
+    let mut at = Vec::new();
+    for a in arches {
+        let (Some(audit), Ok(nr)) = (
+            bpf::audit_arch(*a),
+            ScmpSyscall::from_name_by_arch("personality", *a),
+        ) else {
+            tracing::debug!("seccomp baseline: no personality guard for {a:?}");
+            continue;
+        };
+        if let Ok(nr) = u32::try_from(i32::from(nr)) {
+            at.push(bpf::Personality { audit, nr });
+        }
+    }
+    bpf::personality_guard(&at, errno as u32)
+}
+
 pub(super) fn compile(
     ctx: &BaselineContext,
     flags: libc::c_ulong,
@@ -167,18 +230,22 @@ pub(super) fn compile(
     const FIELD: &str = "husk seccomp baseline";
     let mut filter = new_filter(ScmpAction::Allow, FIELD)?;
     let native = ScmpArch::native();
+    let mut arches = vec![native];
     for a in compat_arches(native) {
         // An ABI this libseccomp lacks just stays out (its calls then hit
         // the filter's bad-architecture action, like any unlisted ABI).
-        if let Err(e) = filter.add_arch(*a) {
-            tracing::debug!("seccomp baseline: no {a:?} support: {e}");
+        match filter.add_arch(*a) {
+            Ok(_) => arches.push(*a),
+            Err(e) => tracing::debug!("seccomp baseline: no {a:?} support: {e}"),
         }
     }
-    let privileged = ctx.privileged();
+    let mut prefix = Vec::new();
     for r in RULES {
-        if (r.gate == Gate::Unprivileged && privileged)
-            || (r.gate == Gate::Always && ctx.always_inherited)
-        {
+        if !applies(r, ctx) {
+            continue;
+        }
+        if let Deny::Personality(errno) = r.deny {
+            prefix.extend(personality_prefix(&arches, errno));
             continue;
         }
         // A call this architecture does not have (iopl on arm64) is skipped.
@@ -197,12 +264,23 @@ pub(super) fn compile(
                 let cond = ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(bits), bits);
                 filter.add_rule_conditional(ScmpAction::Errno(errno), nr, &[cond])
             }
+            Deny::Personality(_) => unreachable!("handled above"),
         };
         added.map_err(|e| SeccompError::compile(FIELD, &format!("add rule for {}", r.name), e))?;
     }
+    prefix.extend(export(&filter, FIELD)?);
+    if prefix.len() > super::BPF_MAXINSNS {
+        return Err(SeccompError::spec(
+            FIELD,
+            format!(
+                "{} instructions, more than the kernel's limit",
+                prefix.len()
+            ),
+        ));
+    }
     Ok(Program {
         name: "baseline",
-        insns: export(&filter, FIELD)?,
+        insns: prefix,
         flags,
     })
 }

@@ -31,10 +31,12 @@
 //! caller sets it when `process.noNewPrivileges` asks, and must either have
 //! set it or still hold CAP_SYS_ADMIN when it calls `install`.
 
-#![cfg_attr(not(test), forbid(unsafe_code))]
+#![forbid(unsafe_code)]
 
 mod baseline;
+mod bpf;
 mod cache;
+pub mod default_profile;
 mod profile;
 #[cfg(test)]
 mod tests;
@@ -47,7 +49,9 @@ use libseccomp::ScmpFilterContext;
 use oci_spec::runtime::LinuxSeccomp;
 
 pub use baseline::{baseline_for, BASELINE};
-pub use cache::prepare_cached;
+pub use bpf::PERSONALITY_ALLOWED;
+pub use cache::{prepare_cached, prepare_cached_default};
+pub use default_profile::default_profile;
 pub use profile::check_json;
 
 /// The kernel's limit on the length of one classic-BPF program.
@@ -115,6 +119,16 @@ impl BaselineContext {
     pub fn privileged(&self) -> bool {
         self.has_cap_sys_admin || self.has_user_namespace
     }
+
+    /// The filter is for a container's process, not for boot itself: the
+    /// process inherits boot's filter (every container, when the baseline
+    /// is on), or it is unprivileged. boot asks for its own filter as a
+    /// privileged process that inherits nothing, and rules that would also
+    /// bind boot's setup of a container (`personality`: boot applies the
+    /// spec's `linux.personality` under its own filter) stay out of it.
+    pub fn for_container(&self) -> bool {
+        self.always_inherited || !self.privileged()
+    }
 }
 
 /// One compiled filter, ready for `seccomp(2)`.
@@ -139,7 +153,8 @@ pub struct Prepared {
 }
 
 /// The serialized form of a `Prepared`: it travels from the CLI to the
-/// sandbox in the create request and is cached on disk.
+/// sandbox in the create request (the cache keeps it in a binary form of
+/// its own, see `cache.rs`).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct PreparedWire {
     filters: Vec<ProgramWire>,
@@ -152,8 +167,69 @@ struct PreparedWire {
 struct ProgramWire {
     name: String,
     flags: u64,
-    /// (code, jt, jf, k) per instruction.
-    insns: Vec<(u16, u8, u8, u32)>,
+    /// The instructions as the kernel takes them (code, jt, jf, k; native
+    /// byte order), in hex: a default profile is ~1,400 instructions, and
+    /// one string parses much faster than as many JSON arrays.
+    insns: String,
+}
+
+/// One instruction as the 8 bytes `struct sock_filter` is.
+fn insn_bytes(i: &libc::sock_filter) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[..2].copy_from_slice(&i.code.to_ne_bytes());
+    b[2] = i.jt;
+    b[3] = i.jf;
+    b[4..].copy_from_slice(&i.k.to_ne_bytes());
+    b
+}
+
+fn insn_from(c: &[u8]) -> libc::sock_filter {
+    libc::sock_filter {
+        code: u16::from_ne_bytes([c[0], c[1]]),
+        jt: c[2],
+        jf: c[3],
+        k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+    }
+}
+
+fn to_hex(insns: &[libc::sock_filter]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(insns.len() * 16);
+    for i in insns {
+        for b in insn_bytes(i) {
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
+        }
+    }
+    out
+}
+
+fn from_hex(s: &str) -> Option<Vec<libc::sock_filter>> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let s = s.as_bytes();
+    if s.len() % 16 != 0 {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(s.len() / 2);
+    for pair in s.chunks_exact(2) {
+        bytes.push(nibble(pair[0])? << 4 | nibble(pair[1])?);
+    }
+    Some(bytes.chunks_exact(8).map(insn_from).collect())
+}
+
+/// The name a deserialized filter gets (names are `&'static str`).
+fn filter_name(name: &str) -> &'static str {
+    if name == "baseline" {
+        "baseline"
+    } else {
+        "linux.seccomp"
+    }
 }
 
 impl serde::Serialize for Prepared {
@@ -165,7 +241,7 @@ impl serde::Serialize for Prepared {
                 .map(|p| ProgramWire {
                     name: p.name.to_string(),
                     flags: p.flags,
-                    insns: p.insns.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect(),
+                    insns: to_hex(&p.insns),
                 })
                 .collect(),
             listener_path: self.listener_path.clone(),
@@ -181,23 +257,13 @@ impl<'de> serde::Deserialize<'de> for Prepared {
         let w = PreparedWire::deserialize(d)?;
         let mut filters = Vec::with_capacity(w.filters.len());
         for p in w.filters {
-            if p.insns.is_empty() || p.insns.len() > BPF_MAXINSNS {
-                return Err(serde::de::Error::custom(
-                    "seccomp program of invalid length",
-                ));
-            }
+            let insns = from_hex(&p.insns)
+                .filter(|i| !i.is_empty() && i.len() <= BPF_MAXINSNS)
+                .ok_or_else(|| serde::de::Error::custom("seccomp program of invalid length"))?;
             filters.push(Program {
-                name: if p.name == "baseline" {
-                    "baseline"
-                } else {
-                    "linux.seccomp"
-                },
+                name: filter_name(&p.name),
                 flags: p.flags,
-                insns: p
-                    .insns
-                    .into_iter()
-                    .map(|(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
-                    .collect(),
+                insns,
             });
         }
         Ok(Prepared {
@@ -426,15 +492,7 @@ fn export(ctx: &ScmpFilterContext, field: &str) -> Result<Vec<libc::sock_filter>
             message: format!("generated BPF has an odd size of {} bytes", bytes.len()),
         });
     }
-    let insns: Vec<libc::sock_filter> = bytes
-        .chunks_exact(size)
-        .map(|c| libc::sock_filter {
-            code: u16::from_ne_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect();
+    let insns: Vec<libc::sock_filter> = bytes.chunks_exact(size).map(insn_from).collect();
     if insns.len() > BPF_MAXINSNS {
         return Err(SeccompError::spec(
             field,

@@ -16,6 +16,16 @@
 //!   (default EPERM, as runc) for SCMP_ACT_TRACE. A call listed twice
 //!   without conditions keeps its first action (libseccomp's behaviour, so
 //!   the same as under runc).
+//! - A system call number above the highest one the profile names (for its
+//!   architecture) fails with ENOSYS when the default action denies (ERRNO,
+//!   KILL, TRAP), as runc does: a program calling something newer than the
+//!   profile, e.g. `faccessat2` against a profile written before it, gets
+//!   the answer of an older kernel and its libc falls back. With a
+//!   permissive default (ALLOW, LOG, TRACE) such calls reach the kernel,
+//!   which answers ENOSYS itself for numbers it does not have.
+//! - SCMP_ACT_NOTIFY for `write` is refused (runc refuses it too): the
+//!   runtime writes after loading the filter, and its agent would wait on
+//!   a notification only the runtime could answer.
 //! - `args[]`: conditions on different argument indexes are ANDed in one
 //!   rule. libseccomp cannot AND two conditions on the same argument, so
 //!   when any index repeats, every condition of that entry becomes its own
@@ -32,7 +42,8 @@ use oci_spec::runtime::{
     LinuxSeccompOperator,
 };
 
-use super::{export, flags_supported, new_filter, Program, SeccompError};
+use super::bpf::{self, Limit, X32_SYSCALL_BIT};
+use super::{export, flags_supported, new_filter, Program, SeccompError, BPF_MAXINSNS};
 
 /// Number of system call arguments seccomp can see.
 const MAX_ARGS: usize = 6;
@@ -194,7 +205,15 @@ pub(super) fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
     )?;
     let mut ctx = new_filter(default, ROOT)?;
 
+    let mut arches = vec![ScmpArch::native()];
     for a in s.architectures().iter().flatten() {
+        let resolved = match arch(*a) {
+            ScmpArch::Native => ScmpArch::native(),
+            other => other,
+        };
+        if !arches.contains(&resolved) {
+            arches.push(resolved);
+        }
         ctx.add_arch(arch(*a)).map_err(|e| {
             SeccompError::spec(
                 "linux.seccomp.architectures",
@@ -252,6 +271,12 @@ pub(super) fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
             continue;
         }
         if act == ScmpAction::Notify {
+            if let Some(j) = sc.names().iter().position(|n| n == "write") {
+                return Err(SeccompError::spec(
+                    format!("{field}.names[{j}]"),
+                    "SCMP_ACT_NOTIFY cannot be used for the write syscall",
+                ));
+            }
             notify = true;
         }
         let sets = rule_sets(&conds, args);
@@ -295,7 +320,24 @@ pub(super) fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
         flags &= !libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
     }
 
-    let insns = export(&ctx, ROOT)?;
+    let mut insns = if denies(default) {
+        bpf::enosys_above(&limits(
+            &arches,
+            s.syscalls().iter().flatten().flat_map(|sc| sc.names()),
+        ))
+    } else {
+        Vec::new()
+    };
+    insns.extend(export(&ctx, ROOT)?);
+    if insns.len() > BPF_MAXINSNS {
+        return Err(SeccompError::spec(
+            ROOT,
+            format!(
+                "the compiled filter has {} instructions, more than the kernel's limit of {BPF_MAXINSNS}",
+                insns.len()
+            ),
+        ));
+    }
     Ok(Compiled {
         program: Program {
             name: "linux.seccomp",
@@ -306,6 +348,51 @@ pub(super) fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
         listener_metadata: s.listener_metadata().clone(),
         notify,
     })
+}
+
+/// A default action that keeps calls from the kernel: unknown numbers get
+/// ENOSYS instead of it.
+fn denies(a: ScmpAction) -> bool {
+    matches!(
+        a,
+        ScmpAction::Errno(_) | ScmpAction::KillThread | ScmpAction::KillProcess | ScmpAction::Trap
+    )
+}
+
+/// The highest number the profile names on each of its architectures. x32
+/// shares x86_64's audit architecture; its numbers carry the x32 bit.
+fn limits<'a>(arches: &[ScmpArch], names: impl Iterator<Item = &'a String> + Clone) -> Vec<Limit> {
+    let highest = |a: ScmpArch| -> Option<u32> {
+        names
+            .clone()
+            .filter_map(|n| ScmpSyscall::from_name_by_arch(n, a).ok())
+            .filter_map(|nr| u32::try_from(i32::from(nr)).ok())
+            .max()
+    };
+    let mut out: Vec<Limit> = Vec::new();
+    for a in arches {
+        let Some(audit) = bpf::audit_arch(*a) else {
+            tracing::debug!("seccomp: no ENOSYS stub for {a:?}");
+            continue;
+        };
+        let i = match out.iter().position(|l| l.audit == audit) {
+            Some(i) => i,
+            None => {
+                out.push(Limit {
+                    audit,
+                    max: None,
+                    x32_max: None,
+                });
+                out.len() - 1
+            }
+        };
+        if *a == ScmpArch::X32 {
+            out[i].x32_max = highest(*a).filter(|m| m & X32_SYSCALL_BIT != 0);
+        } else {
+            out[i].max = highest(*a).filter(|m| m & X32_SYSCALL_BIT == 0);
+        }
+    }
+    out
 }
 
 /// Check the raw JSON of `linux.seccomp` (the object itself) for names the

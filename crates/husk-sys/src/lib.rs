@@ -6,8 +6,10 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bpf;
+pub mod clock;
 pub mod fd;
 pub mod fdpass;
+pub mod ids;
 pub mod memory;
 pub mod mount;
 pub mod process;

@@ -10,19 +10,25 @@
 //! loader wrote (relocations) are never touched: only mappings of the
 //! executable with no anonymous (copied) pages are dropped.
 
+use std::os::unix::fs::MetadataExt;
+
 extern "C" {
     fn malloc_trim(pad: libc::size_t) -> libc::c_int;
 }
 
 /// Drop the executable's clean code and read-only data from our page
-/// table, and return free heap to the kernel. Reads this process's own
-/// procfs: boot's `/proc` shows its root container's pid namespace, where
-/// boot itself has no `self`.
+/// table, and return free heap to the kernel.
 pub fn trim_idle() {
-    let Ok((dev, ino)) = crate::process::own_exe_id() else {
+    // Through our own procfs: boot's /proc shows its container's.
+    let Ok(exe) = crate::process::open_own_proc("exe", libc::O_RDONLY)
+        .and_then(|f| std::fs::File::from(f).metadata())
+    else {
         return;
     };
-    let Ok(smaps) = crate::process::read_proc_self("smaps") else {
+    let (dev, ino) = (exe.dev(), exe.ino());
+    let Ok(smaps) = crate::process::open_own_proc("smaps", libc::O_RDONLY)
+        .and_then(|f| std::io::read_to_string(std::fs::File::from(f)))
+    else {
         return;
     };
     let mut current: Option<(usize, usize, bool)> = None;

@@ -19,50 +19,19 @@ pub fn set_proc_dir(dir: OwnedFd) {
     let _ = PROC_DIR.set(dir);
 }
 
-/// Read a file under this process's own `/proc/self` (see
-/// [`set_proc_dir`]).
-pub fn read_proc_self(rel: &str) -> io::Result<String> {
+/// Open `self/<rel>` in this process's own procfs (see [`set_proc_dir`]).
+pub(crate) fn open_own_proc(rel: &str, flags: i32) -> io::Result<OwnedFd> {
+    let path = format!("self/{rel}");
     match PROC_DIR.get() {
-        Some(dir) => {
-            let fd = crate::fd::openat(
-                dir.as_fd(),
-                &std::path::Path::new("self").join(rel),
-                libc::O_RDONLY,
-                0,
-            )?;
-            std::io::read_to_string(std::fs::File::from(fd))
-        }
-        None => std::fs::read_to_string(std::path::Path::new("/proc/self").join(rel)),
+        Some(dir) => crate::fd::openat(dir.as_fd(), std::path::Path::new(&path), flags, 0),
+        None => crate::fd::open(std::path::Path::new(&format!("/proc/{path}")), flags, 0),
     }
-}
-
-/// (st_dev, st_ino) of this process's executable, through its own procfs.
-pub fn own_exe_id() -> io::Result<(u64, u64)> {
-    let st = match PROC_DIR.get() {
-        Some(dir) => nix::sys::stat::fstatat(
-            Some(dir.as_raw_fd()),
-            "self/exe",
-            nix::fcntl::AtFlags::empty(),
-        )?,
-        None => nix::sys::stat::stat("/proc/self/exe")?,
-    };
-    Ok((st.st_dev, st.st_ino))
 }
 
 /// Number of threads of the calling process.
 pub fn thread_count() -> io::Result<usize> {
-    let text = match PROC_DIR.get() {
-        Some(dir) => {
-            let fd = crate::fd::openat(
-                dir.as_fd(),
-                std::path::Path::new("self/status"),
-                libc::O_RDONLY,
-                0,
-            )?;
-            std::io::read_to_string(std::fs::File::from(fd))?
-        }
-        None => std::fs::read_to_string("/proc/self/status")?,
-    };
+    let fd = open_own_proc("status", libc::O_RDONLY)?;
+    let text = std::io::read_to_string(std::fs::File::from(fd))?;
     text.lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|n| n.trim().parse().ok())

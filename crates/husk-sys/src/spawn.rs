@@ -66,6 +66,74 @@ pub fn sealed(path: &Path) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// The running husk binary as a path and an identity, for a child that
+/// seals it in a mount namespace of its own ([`Exe::SealInChild`]).
+#[derive(Debug, Clone)]
+pub struct SelfImage {
+    path: std::path::PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+/// Where the running husk binary is, and which file it is.
+pub fn self_image() -> io::Result<SelfImage> {
+    let path = std::fs::read_link("/proc/self/exe")?;
+    let st = nix::sys::stat::stat("/proc/self/exe")?;
+    Ok(SelfImage {
+        path,
+        dev: st.st_dev,
+        ino: st.st_ino,
+    })
+}
+
+/// The husk binary at `path`, and which file it is (for a program other
+/// than husk that starts husk's helpers: the shim).
+pub fn image_of(path: &Path) -> io::Result<SelfImage> {
+    let st = nix::sys::stat::stat(path)?;
+    Ok(SelfImage {
+        path: path.to_path_buf(),
+        dev: st.st_dev,
+        ino: st.st_ino,
+    })
+}
+
+impl SelfImage {
+    /// A read-only detached mount of the binary, made in the caller's
+    /// mount namespace (which it must be privileged over), and checked to
+    /// be the very file this process runs.
+    fn seal(&self) -> io::Result<OwnedFd> {
+        let fd = open_tree(None, &self.path, OPEN_TREE_CLONE)?;
+        mount_setattr(
+            fd.as_fd(),
+            false,
+            &Attrs {
+                set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                ..Default::default()
+            },
+        )?;
+        let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+        if st.st_dev != self.dev || st.st_ino != self.ino {
+            return Err(io::Error::other(format!(
+                "{} is no longer the running husk binary",
+                self.path.display()
+            )));
+        }
+        Ok(fd)
+    }
+}
+
+/// The program a helper runs: always the husk binary, from a read-only
+/// detached mount.
+#[derive(Clone, Copy)]
+pub enum Exe<'a> {
+    /// Sealed by the caller ([`sealed_self`]).
+    Sealed(&'a OwnedFd),
+    /// Sealed by the child once its setup has given it a mount namespace
+    /// it is privileged over (a caller without the host's root cannot
+    /// clone mounts in its own).
+    SealInChild(&'a SelfImage),
+}
+
 fn cstring(s: impl AsRef<std::ffi::OsStr>) -> io::Result<CString> {
     CString::new(s.as_ref().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in argument"))
@@ -102,10 +170,10 @@ impl Default for Spawn<'_> {
 }
 
 /// clone3 (into `how.clone_flags` and `how.cgroup`), run `how.setup` in the
-/// child, then execveat the husk binary behind `exe` with `argv`, keeping
+/// child, then execveat the husk binary (see [`Exe`]) with `argv`, keeping
 /// the descriptors in `how.keep` and the chosen stdio. Fails if the process
 /// has more than one thread.
-pub fn spawn_husk(exe: &OwnedFd, argv: &[String], how: Spawn<'_>) -> io::Result<ChildProc> {
+pub fn spawn_husk(exe: Exe<'_>, argv: &[String], how: Spawn<'_>) -> io::Result<ChildProc> {
     let argv_c: Vec<CString> = argv.iter().map(cstring).collect::<io::Result<_>>()?;
     let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|a| a.as_ptr()).collect();
     argv_p.push(std::ptr::null());
@@ -153,6 +221,21 @@ pub fn spawn_husk(exe: &OwnedFd, argv: &[String], how: Spawn<'_>) -> io::Result<
                     fail(&msg);
                 }
             }
+            let sealed_here;
+            let exe = match exe {
+                Exe::Sealed(fd) => fd,
+                Exe::SealInChild(image) => match image.seal() {
+                    Ok(fd) => {
+                        sealed_here = fd;
+                        &sealed_here
+                    }
+                    Err(e) => fail(&format!(
+                        "open husk binary {} as a read-only mount: {}",
+                        image.path.display(),
+                        crate::errno_text(&e)
+                    )),
+                },
+            };
             if stdin == Stdio::Null {
                 let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
             }
