@@ -13,8 +13,7 @@ use crate::control::{wire, CreateContainer, ExecProcess, ExitStatus, NsKind, Req
 use crate::error::{errno_text, Error, Result};
 use crate::sys::process::{clear_cloexec, pidfd_open, pidfd_send_signal, pidfd_wait_exit};
 use crate::sys::spawn::{
-    image_of, sealed, sealed_self, self_image, spawn_husk, ChildProc, Exe, SelfImage, Spawn,
-    Stdio,
+    image_of, sealed, sealed_self, self_image, spawn_husk, ChildProc, Exe, SelfImage, Spawn, Stdio,
 };
 use husk_oci::gofer::GoferRequest;
 use husk_oci::state::ProcRef;

@@ -10,7 +10,6 @@
 //! binary = "/usr/local/bin/husk"  # default: `husk` beside the shim, then $PATH
 //! log = "/var/log/husk-shim.log"  # the shim's log (and husk's --log); default: containerd's
 //! debug = false
-//! systemd_cgroup = false
 //! network = "sandbox"             # sandbox | host | none
 //! file_access = "proxy"           # proxy | direct
 //! overlay = false
@@ -36,6 +35,8 @@ pub struct ShimConfig {
     pub binary: Option<PathBuf>,
     pub log: Option<PathBuf>,
     pub debug: bool,
+    /// husk's `--systemd-cgroup` (which `create` refuses: husk places
+    /// cgroups itself); accepted so that the option reads as husk's.
     pub systemd_cgroup: bool,
     pub network: Option<String>,
     pub file_access: Option<String>,
