@@ -7,11 +7,12 @@
 # usage: sh bench/run.sh [--quick] [--no-doc] [--only N,M...]
 #   --quick      fewer repetitions (about 2 minutes instead of about 5, plus the build)
 #   --no-doc     print only; leave docs/benchmarks.md alone
-#   --only LIST  run only these sections (numbers 1-9; implies --no-doc)
+#   --only LIST  run only these sections (numbers 1-10; implies --no-doc)
 #
 # Section 9 (reachable system calls) measures Docker's default profile in a
 # private dockerd when /usr/sbin/dockerd is there, or takes it from the
-# config.json Docker wrote that HUSK_BENCH_DOCKER_CONFIG names.
+# config.json Docker wrote that HUSK_BENCH_DOCKER_CONFIG names. Section 10
+# (Kubernetes pod start through the CRI) runs a private containerd.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -53,6 +54,11 @@ dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok in
     missing="$missing busybox-static"
 command -v unshare >/dev/null 2>&1 || missing="$missing util-linux"
 command -v python3 >/dev/null 2>&1 || missing="$missing python3"
+# 10. the CRI pod start: containerd with its CRI plugin, CNI plugins, and
+# protoc for the CRI client (k8s-cri) the benchmark is built with
+command -v containerd >/dev/null 2>&1 || missing="$missing containerd"
+[ -x /usr/lib/cni/bridge ] || missing="$missing containernetworking-plugins"
+command -v protoc >/dev/null 2>&1 || missing="$missing protobuf-compiler"
 command -v git >/dev/null 2>&1 || missing="$missing git"
 if [ -n "$missing" ]; then
     say "installing:$missing"
@@ -109,6 +115,20 @@ if [ -z "$only" ] || echo ",$only," | grep -q ",8,"; then
     printf '\n### 8. Pods: adding the Nth container\n\n%s\n' "$pods"
     if [ -n "$doc" ]; then
         printf '\n### 8. Pods: adding the Nth container\n\n`python3 bench/pods.py --max %s`: one husk sandbox (a root `sleep` container) and N members joining it one after another (containerd-style annotations), against N separate runc containers.\n\n%s\n' "$n" "$pods" >> "$doc"
+    fi
+fi
+# ---- 10. Kubernetes: pod start through the CRI, per runtime handler ---------
+if [ -z "$only" ] || echo ",$only," | grep -q ",10,"; then
+    say "10. CRI pod start (builds the shim and the benchmark in release mode)"
+    runs=12; [ -n "$quick" ] && runs=10
+    if timeout --foreground 1800 cargo bench --quiet -p husk-shim --bench pod_start -- \
+        --runs "$runs" --out "$work/cri.md" >&2; then
+        printf '\n### 10. Kubernetes: pod start through the CRI\n\n%s\n' "$(cat "$work/cri.md")"
+        if [ -n "$doc" ]; then
+            printf '\n### 10. Kubernetes: pod start through the CRI\n\n`cargo bench -p husk-shim --bench pod_start -- --runs %s`: a private containerd 1.6 with the CRI plugin and bridge CNI, three runtime handlers (husk'"'"'s shim `io.containerd.husk.v2`; containerd'"'"'s runc shim with husk as its binary; runc), as the kubelet starts a pod: RunPodSandbox + 2 x (CreateContainer + StartContainer) until both containers run, %s interleaved runs per handler after 2 warm-up rounds. The split comes from a second lab where every runtime binary, shim `start` and CNI plugin runs under a timing wrapper and husk'"'"'s shim logs each call'"'"'s duration: *runtime* is the time a shim or runtime binary was working, *CNI* the plugins'"'"', *containerd* the rest. Memory: PSS and RSS of every runtime process (shim, worker, boot, stand-ins) of an idle pod of two `sleep` containers, 2 s after its start.\n\n%s\n' "$runs" "$runs" "$(cat "$work/cri.md")" >> "$doc"
+        fi
+    else
+        say "10. CRI pod start failed (see above)"
     fi
 fi
 say "done in $(( $(date +%s) - start )) s"

@@ -2,7 +2,7 @@
 # Install what building and testing husk needs on Debian 12 (as root).
 # Idempotent: packages already present are left alone.
 set -eu
-PKGS="busybox-static libseccomp-dev pkg-config gcc podman containerd docker.io iproute2 util-linux procps golang-go nodejs openjdk-17-jdk-headless uidmap slirp4netns"
+PKGS="busybox-static libseccomp-dev pkg-config gcc libc6-dev podman containerd runc containernetworking-plugins protobuf-compiler docker.io iproute2 util-linux procps golang-go nodejs openjdk-17-jdk-headless uidmap slirp4netns"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -188,18 +188,12 @@ impl State {
     }
 
     /// Whether the init runs the container's program already: until then
-    /// it runs husk (from a read-only clone of this very binary). A `start`
+    /// it runs husk (from a read-only clone of the husk binary). A `start`
     /// killed after boot released the init never recorded `running`; this
     /// tells the truth anyway.
     fn init_has_exec_ed(&self) -> bool {
-        use std::os::unix::fs::MetadataExt;
         let Some(init) = self.init else { return false };
-        let theirs = std::fs::metadata(format!("/proc/{}/exe", init.pid));
-        let ours = std::fs::metadata("/proc/self/exe");
-        match (theirs, ours) {
-            (Ok(a), Ok(b)) => a.ino() != b.ino() || a.dev() != b.dev(),
-            _ => false,
-        }
+        crate::sandbox::runs_husk(init.pid) == Some(false)
     }
 
     pub fn owner_name(&self) -> String {

@@ -13,7 +13,7 @@ use crate::control::{wire, CreateContainer, ExecProcess, ExitStatus, NsKind, Req
 use crate::error::{errno_text, Error, Result};
 use crate::sys::process::{clear_cloexec, pidfd_open, pidfd_send_signal, pidfd_wait_exit};
 use crate::sys::spawn::{
-    sealed_self, self_image, spawn_husk, ChildProc, Exe, SelfImage, Spawn, Stdio,
+    image_of, sealed, sealed_self, self_image, spawn_husk, ChildProc, Exe, SelfImage, Spawn, Stdio,
 };
 use husk_oci::gofer::GoferRequest;
 use husk_oci::state::ProcRef;
@@ -79,6 +79,47 @@ fn husk_argv(cfg: &Config, sub: &str, rest: &[&str]) -> Vec<String> {
     v
 }
 
+/// The husk binary helpers are started from, when it is not this process's
+/// own executable (see [`set_husk_binary`]).
+static HUSK_BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Start `husk boot` and `husk gofer` from the husk binary at `path`
+/// instead of this process's own executable: for programs other than husk
+/// that drive the container layer (the containerd shim). Set once per
+/// process, before the first container is created; a second call with
+/// another path fails.
+pub fn set_husk_binary(path: &Path) -> Result<()> {
+    let path = std::fs::canonicalize(path)
+        .map_err(|e| Error::os(format_args!("husk binary {}", path.display()), e))?;
+    let set = HUSK_BINARY.get_or_init(|| path.clone());
+    if *set != path {
+        return Err(Error::Invalid(format!(
+            "husk binary is {} already (not {})",
+            set.display(),
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The husk binary that boot, the gofer and a container's init (until it
+/// execs) run.
+pub fn husk_binary() -> PathBuf {
+    HUSK_BINARY
+        .get()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"))
+}
+
+/// Whether process `pid` runs the husk binary (boot, a stand-in, an init
+/// that has not exec'd yet); `None` if that cannot be told.
+pub fn runs_husk(pid: i32) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let theirs = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    let ours = std::fs::metadata(husk_binary()).ok()?;
+    Some(theirs.ino() == ours.ino() && theirs.dev() == ours.dev())
+}
+
 /// Whether husk runs as a user other than root (of any user namespace):
 /// then it cannot mount, so boot is born in a user namespace of its own,
 /// the gofer joins it, and each seals its own binary there.
@@ -104,14 +145,21 @@ impl OwnExe {
 }
 
 fn exe() -> Result<OwnExe> {
+    let configured = HUSK_BINARY.get();
     if unprivileged() {
-        self_image()
-            .map(OwnExe::Image)
-            .map_err(|e| Error::os("find husk binary", e))
+        match configured {
+            Some(path) => image_of(path),
+            None => self_image(),
+        }
+        .map(OwnExe::Image)
+        .map_err(|e| Error::os("find husk binary", e))
     } else {
-        sealed_self()
-            .map(OwnExe::Sealed)
-            .map_err(|e| Error::os("open husk binary", e))
+        match configured {
+            Some(path) => sealed(path),
+            None => sealed_self(),
+        }
+        .map(OwnExe::Sealed)
+        .map_err(|e| Error::os("open husk binary", e))
     }
 }
 

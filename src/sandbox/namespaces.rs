@@ -106,12 +106,10 @@ fn through_stand_in(path: &Path) -> PathBuf {
     }
 }
 
-/// Whether process `pid` runs this husk binary (a stand-in, boot, or an
+/// Whether process `pid` runs the husk binary (a stand-in, boot, or an
 /// init that has not exec'd yet).
 fn is_husk(pid: i32) -> bool {
-    let a = std::fs::metadata(format!("/proc/{pid}/exe"));
-    let b = std::fs::metadata("/proc/self/exe");
-    matches!((a, b), (Ok(a), Ok(b)) if a.ino() == b.ino() && a.dev() == b.dev())
+    super::runs_husk(pid) == Some(true)
 }
 
 /// Whether the spec gives the container a new user namespace.

@@ -48,7 +48,13 @@ pub struct ChildProc {
 
 /// Open a read-only detached mount of the running husk binary.
 pub fn sealed_self() -> io::Result<OwnedFd> {
-    let fd = open_tree(None, Path::new("/proc/self/exe"), OPEN_TREE_CLONE)?;
+    sealed(Path::new("/proc/self/exe"))
+}
+
+/// Open a read-only detached mount of the executable at `path` (for a
+/// program other than husk that starts husk's helpers: the shim).
+pub fn sealed(path: &Path) -> io::Result<OwnedFd> {
+    let fd = open_tree(None, path, OPEN_TREE_CLONE)?;
     mount_setattr(
         fd.as_fd(),
         false,
@@ -75,6 +81,17 @@ pub fn self_image() -> io::Result<SelfImage> {
     let st = nix::sys::stat::stat("/proc/self/exe")?;
     Ok(SelfImage {
         path,
+        dev: st.st_dev,
+        ino: st.st_ino,
+    })
+}
+
+/// The husk binary at `path`, and which file it is (for a program other
+/// than husk that starts husk's helpers: the shim).
+pub fn image_of(path: &Path) -> io::Result<SelfImage> {
+    let st = nix::sys::stat::stat(path)?;
+    Ok(SelfImage {
+        path: path.to_path_buf(),
         dev: st.st_dev,
         ino: st.st_ino,
     })
