@@ -47,6 +47,15 @@ PR_SET_CHILD_SUBREAPER = 36
 IDLE_S = 0.1
 
 
+# The kernel floor: ../shared/bench/minrun.c, the least work any runtime must do
+# for `run` of the default `runc spec` bundle (compiled by run.sh at bench time).
+FLOOR = "kernel floor"
+FLOOR_NOTE = ("*kernel floor* is `minrun ROOTFS /bin/true` (`../shared/bench/minrun.c`, `gcc -O2`): new "
+              "mount/UTS/IPC/network/PID namespaces, a cgroup in every v1 controller and in cgroup2, the rootfs "
+              "bind, proc, a tmpfs /dev with devpts, pivot_root, execve; no state, hooks, seccomp, capabilities "
+              "or /sys: the least work any runtime must do for this bundle.")
+
+
 class BenchError(Exception):
     pass
 
@@ -692,20 +701,73 @@ class Bench:
     # ---- 1. run of /bin/true -------------------------------------------------
 
     def bench_run(self):
-        runs, warm = (10, 2) if self.quick else (50, 3)
-        cmds = []
+        """`run` of /bin/true by every runtime and by the kernel floor
+        (minrun), interleaved: each round runs them all once, in a shuffled
+        order. Wall time as the driver sees it; CPU time is the user + system
+        time of every process the command made (what getrusage(RUSAGE_CHILDREN)
+        gains across it: the runtime's processes are all waited for by their
+        parents, and orphans that reach this subreaper are reaped before the
+        reading), as hyperfine reports it."""
+        import resource
+        rounds, warm = (20, 2) if self.quick else (50, 3)
+        arms = []
+        if self.a.minrun:
+            arms.append((FLOOR, [self.a.minrun, self.bundles.rootfs, "/bin/true"]))
         for rt in self.rts:
             b = self.bundles.make("run-" + rt.key, ["/bin/true"], rt.key + "-run")
-            cmds += ["-n", rt.name, shlex.join(rt.cmd("run", "--bundle", b, "bench-run"))]
-        res = self.hyperfine(cmds, runs, warm, "run")
+            arms.append((rt.name, rt.cmd("run", "--bundle", b, "bench-run")))
+        wall = {name: [] for name, _ in arms}
+        cpu = {name: [] for name, _ in arms}
+        fails = {}
+        rng = random.Random(12)
+
+        def children_cpu():
+            r = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return r.ru_utime + r.ru_stime
+
+        for i in range(warm + rounds):
+            order = list(arms)
+            rng.shuffle(order)
+            for name, argv in order:
+                if name in fails:
+                    continue
+                self.proc.reap()
+                c0 = children_cpu()
+                try:
+                    _, dt = self.proc.run(argv, timeout=120)
+                except BenchError as e:
+                    fails[name] = short_err(e)
+                    log("   %s failed: %s" % (name, fails[name]))
+                    continue
+                self.proc.reap()
+                if i >= warm:
+                    wall[name].append(dt)
+                    cpu[name].append(children_cpu() - c0)
+        res = {}
+        for name, _ in arms:
+            if name in fails or not wall[name]:
+                continue
+            res[name] = summary(wall[name])
+            res[name]["cpu"] = statistics.median(cpu[name])
+            res[name]["cpu_min"] = min(cpu[name])
+            log("   %s: %s wall, %s CPU" % (name, ms(res[name]["median"]), ms(res[name]["cpu"])))
         self.results["run"] = res
-        ref = res.get("runc", {}).get("median")
-        rows = [[name, ms(r["median"]), "%s – %s" % (ms(r["min"]), ms(r["max"])), ratio(r["median"], ref)]
-                for name, r in res.items()]
-        self.md.append("One hyperfine call (`-N`, %d warm-up runs, %d runs each), `RUNTIME run --bundle B ID` "
-                       "of a busybox `/bin/true` container: create + start + wait + delete as a client sees it.\n"
-                       % (warm, runs))
-        self.md.append(table(["runtime", "median", "min – max", "× runc"], rows))
+        ref = res.get("runc", {})
+        floor = res.get(FLOOR, {})
+        rows = []
+        for name, r in res.items():
+            rows.append([name, ms(r["median"]), "%s – %s" % (ms(r["min"]), ms(r["max"])),
+                         ratio(r["median"], floor.get("median")), ratio(r["median"], ref.get("median")),
+                         ms(r["cpu"]), ratio(r["cpu"], floor.get("cpu")), ratio(r["cpu"], ref.get("cpu"))])
+        rows += [[name, "failed", msg] + ["–"] * 5 for name, msg in fails.items()]
+        self.md.append("`RUNTIME run --bundle B ID` of a busybox `/bin/true` container (create + start + wait "
+                       "+ delete as a client sees it), %d rounds after %d warm-up rounds; each round runs every "
+                       "row once, in a shuffled order, back to back; medians. *CPU* is the user + system time "
+                       "of all the processes one run made (getrusage of the waited-for children, as hyperfine "
+                       "reports it). %s\n" % (rounds, warm, FLOOR_NOTE if self.a.minrun else
+                                                "The kernel floor was not measured: %s." % self.a.minrun_why))
+        self.md.append(table(["runtime", "median", "min – max", "× floor", "× runc", "CPU", "CPU × floor",
+                              "CPU × runc"], rows))
 
     def hyperfine(self, cmds, runs, warm, tag):
         out = os.path.join(self.work, "hyperfine-%s.json" % tag)
@@ -1230,6 +1292,18 @@ class Bench:
             rows.append([target, measured, "–" if ok is None else ("yes" if ok else "**no**")])
 
         run = R.get("run", {})
+        if "husk" in run and FLOOR in run:
+            h, f = run["husk"], run[FLOOR]
+            add("`run` of /bin/true: husk ≤ 1.6× the kernel floor (wall)",
+                "husk %s, floor %s (%s)" % (ms(h["median"]), ms(f["median"]), ratio(h["median"], f["median"])),
+                h["median"] <= 1.6 * f["median"])
+            add("`run` of /bin/true: husk ≤ 2.0× the kernel floor (CPU)",
+                "husk %s, floor %s (%s)" % (ms(h["cpu"]), ms(f["cpu"]), ratio(h["cpu"], f["cpu"])),
+                h["cpu"] <= 2.0 * f["cpu"])
+        if "husk" in run and "runc" in run:
+            h, r = run["husk"]["median"], run["runc"]["median"]
+            add("`run` of /bin/true: husk ≤ 0.5× runc", "husk %s, runc %s (%s)" % (ms(h), ms(r), ratio(h, r)),
+                h <= 0.5 * r)
         if "husk" in run and "crun†" in run:
             h, c = run["husk"]["median"], run["crun†"]["median"]
             extra = ""
@@ -1238,6 +1312,12 @@ class Bench:
                 extra = " (crun† includes the unshare wrapper, which costs runc %s: crun† − that ≈ %s)" % (
                     ms(wrap), ms(c - wrap))
             add("`run` of /bin/true: husk ≤ crun", "husk %s, crun† %s%s" % (ms(h), ms(c), extra), h <= c)
+        cyc = R.get("cycle", {}).get("husk")
+        if cyc:
+            # issue 12: half of what docs/benchmarks.md said before it (15.3 / 3.3 / 2.5 ms)
+            for op, before in (("create", 15.3), ("start", 3.3), ("delete", 2.5)):
+                m = cyc[op]["median"]
+                add("`%s` ≤ %.2f ms (half of %.1f ms)" % (op, before / 2, before), ms(m), m * 1000 <= before / 2)
         idle = R.get("idle", {})
         if "husk" in idle:
             p = idle["husk"]["pss"]
@@ -1245,11 +1325,11 @@ class Bench:
         dens = R.get("density", {})
         if "husk" in dens and "runc" in dens:
             h, r = dens["husk"], dens["runc"]
-            add("50 containers: start time ≤ runc", "husk %.2f s, runc %.2f s" % (h["start_s"], r["start_s"]),
-                h["start_s"] <= r["start_s"])
-            lim = r["total_kb"] + 50 * 1536
-            add("50 containers: memory ≤ runc + 1.5 MiB/container", "husk %s, limit %s" % (
-                mib(h["total_kb"]), mib(lim)), h["total_kb"] <= lim)
+            add("50 containers: start time ≤ 0.5× runc", "husk %.2f s, runc %.2f s (%s)" % (
+                h["start_s"], r["start_s"], ratio(h["start_s"], r["start_s"])), h["start_s"] <= 0.5 * r["start_s"])
+            lim = r["total_kb"] + 50 * 256
+            add("50 containers: memory ≤ runc + 0.25 MiB/container", "husk %s, limit %s (runc %s)" % (
+                mib(h["total_kb"]), mib(lim), mib(r["total_kb"])), h["total_kb"] <= lim)
         sc = R.get("syscall", {})
         if "husk" in sc and "runc" in sc:
             for k, label in (("getppid_ns", "getppid"), ("open_close_ns", "open+close")):
@@ -1371,6 +1451,19 @@ def first_line(argv):
         return "not installed"
 
 
+def husk_built(a, commit):
+    """Which husk was measured: the commit its `--version` names (it was built
+    by run.sh unless run.sh was given --husk)."""
+    try:
+        out = subprocess.run([a.husk, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    built = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("commit:")), "")
+    if a.given:
+        return "built from commit %s (a binary given with `--husk`)" % (built[:12] or "?")
+    return "commit %s, `cargo build --release`" % commit
+
+
 def environment(a):
     def meminfo():
         with open("/proc/meminfo") as f:
@@ -1406,7 +1499,7 @@ def environment(a):
         "| cgroups | %s |" % ("hybrid: v1 controllers + cgroup2 at /sys/fs/cgroup/unified"
                               if os.path.ismount(UNIFIED) else
                               "v2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "v1"),
-        "| husk | commit %s, `cargo build --release` |" % commit,
+        "| husk | %s |" % husk_built(a, commit),
         "| runc | %s |" % first_line(["runc", "--version"]),
         "| crun | %s |" % first_line(["crun", "--version"]),
         "| runsc | %s |" % first_line(["runsc", "--version"]),
@@ -1439,16 +1532,20 @@ METHOD = """
 - Each section also reports how much CPU other processes on the machine used meanwhile (from
   `/proc/*/stat`, everything outside the benchmark's own process tree); above 5% of one CPU the
   section is marked, since on 2 vCPUs that is enough to move medians by more than the 5% targets.
-- hyperfine runs all the runs of one command before the next command's (it cannot interleave
-  them); the driver's own measurements take turns: runtime by runtime each cycle in section 2
-  and each run in section 5, empty root and full root each probe in section 7.
+- The driver's own measurements take turns: every row once per round, in a shuffled order, in
+  section 1 (with the kernel floor, `../shared/bench/minrun.c`, compiled at bench time and left
+  out, with a note, when it is not there), runtime by runtime each cycle in section 2 and each
+  run in section 5, empty root and full root each probe in section 7. hyperfine, which cannot
+  interleave (it runs all the runs of one command before the next command's), is used only for
+  podman in section 6.
 - Section 9 builds `bench/reach.c` (`gcc -O2 ... -lseccomp`) and starts each configuration's
   busybox `sleep` container once. Docker's row comes from a private dockerd (data and exec roots
   under the work directory, `--bridge none`, no iptables, its own containerd namespace) running
   one container with its default runtime (runc); the profile and capabilities in the config.json
   it wrote are then given to runc and husk. `HUSK_BENCH_DOCKER_CONFIG=FILE` uses such a
   config.json instead of starting Docker.
-- `--quick` does fewer repetitions (10 runs instead of 50, 3 syscall runs instead of 7, one
+- `--quick` does fewer repetitions (20 rounds instead of 50 in section 1, 10 cycles instead of 50
+  in section 2, 3 syscall runs instead of 7, one
   density round instead of 3, 300 stopped containers instead of 1,000) and takes about 2
   minutes instead of about 5 (plus the build); the header says which mode made this file.
 """
@@ -1564,6 +1661,9 @@ def main():
     r.add_argument("--quick", action="store_true")
     r.add_argument("--only", help="comma-separated section numbers (development)")
     r.add_argument("--reach", help="bench/reach.c, built (section 9)")
+    r.add_argument("--minrun", help="../shared/bench/minrun.c, built: the kernel floor (section 1)")
+    r.add_argument("--given", action="store_true", help="the husk binary was given, not built (run.sh --husk)")
+    r.add_argument("--minrun-why", default="no minrun", help="why there is no --minrun")
     r.add_argument("--docker-config", help="a config.json Docker wrote, for Docker's profile (section 9)")
     c = sub.add_parser("cleanup")
     c.add_argument("--work", required=True)

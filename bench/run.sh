@@ -4,10 +4,16 @@
 # tables and writes them, with the machine and versions, to
 # docs/benchmarks.md.
 #
-# usage: sh bench/run.sh [--quick] [--no-doc] [--only N,M...]
+# usage: sh bench/run.sh [--quick] [--no-doc] [--only N,M...] [--husk FILE]
 #   --quick      fewer repetitions (about 2 minutes instead of about 5, plus the build)
 #   --no-doc     print only; leave docs/benchmarks.md alone
 #   --only LIST  run only these sections (numbers 1-10; implies --no-doc)
+#   --husk FILE  measure this husk binary instead of building one (implies --no-doc)
+#
+# Section 1 has a "kernel floor" row: ../shared/bench/minrun.c (next to the
+# repository), compiled here with gcc -O2, the least work any runtime must do
+# for `run` of the default bundle. Without that file the row is left out, and
+# the report says so.
 #
 # Section 9 (reachable system calls) measures Docker's default profile in a
 # private dockerd when /usr/sbin/dockerd is there, or takes it from the
@@ -18,15 +24,17 @@ set -eu
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 command="sh bench/run.sh $*"
-usage="usage: sh bench/run.sh [--quick] [--no-doc] [--only N,M...]"
+usage="usage: sh bench/run.sh [--quick] [--no-doc] [--only N,M...] [--husk FILE]"
 quick=""
 only=""
+given=""
 doc="$repo/docs/benchmarks.md"
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) quick=--quick ;;
         --no-doc) doc="" ;;
         --only) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; only=$2; doc=""; shift ;;
+        --husk) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; given=$2; doc=""; shift ;;
         *) echo "$usage" >&2; exit 2 ;;
     esac
     shift
@@ -71,9 +79,15 @@ command -v podman >/dev/null 2>&1 || say "podman is not installed: its section w
 command -v cargo >/dev/null 2>&1 || { echo "bench: cargo (a Rust toolchain) is required" >&2; exit 1; }
 
 # ---- build -----------------------------------------------------------------
-say "cargo build --release"
-cargo build --release --quiet
-husk="$repo/target/release/husk"
+if [ -n "$given" ]; then
+    [ -x "$given" ] || { echo "bench: --husk $given: not an executable" >&2; exit 2; }
+    husk=$(cd "$(dirname "$given")" && pwd)/$(basename "$given")
+    say "measuring $husk (not built here)"
+else
+    say "cargo build --release"
+    cargo build --release --quiet
+    husk="$repo/target/release/husk"
+fi
 
 # ---- work directory, cleaned up whatever happens ----------------------------
 work=$(mktemp -d /tmp/husk-bench.XXXXXX)
@@ -94,17 +108,26 @@ husk="$work/husk"
 say "building the syscall probe, the reachability probe and the busybox bundle in $work"
 gcc -static -O2 -Wall -o "$work/bench-syscall" "$repo/bench/syscall.c"
 gcc -O2 -Wall -o "$work/reach" "$repo/bench/reach.c" -lseccomp
+floor="$repo/../shared/bench/minrun.c"
+if [ -f "$floor" ]; then
+    gcc -O2 -o "$work/minrun" "$floor"
+    set -- --minrun "$work/minrun"
+else
+    say "no $floor: the kernel floor row of section 1 is left out"
+    set -- --minrun-why "$floor is not there"
+fi
 HUSK="$husk" sh "$repo/scripts/demo-bundle.sh" "$work/bundle" /bin/true
 cp "$work/bench-syscall" "$work/bundle/rootfs/bench-syscall"
 
 start=$(date +%s)
 limit=960; [ -n "$quick" ] && limit=360   # hard bounds: a full run takes ~6 min, --quick ~2
 set -- run --work "$work" --repo "$repo" --husk "$husk" --bundle "$work/bundle" --command "$command" \
-    --reach "$work/reach"
+    --reach "$work/reach" "$@"
 [ -n "${HUSK_BENCH_DOCKER_CONFIG:-}" ] && set -- "$@" --docker-config "$HUSK_BENCH_DOCKER_CONFIG"
 [ -n "$quick" ] && set -- "$@" "$quick"
 [ -n "$only" ] && set -- "$@" --only "$only"
 [ -n "$doc" ] && set -- "$@" --doc "$doc"
+[ -n "$given" ] && set -- "$@" --given
 timeout --foreground "$limit" python3 "$repo/bench/bench.py" "$@"
 
 # ---- 8. pods: the Nth member of one husk sandbox vs N runc containers -------
