@@ -44,6 +44,11 @@ const KEEP_EXITS: usize = 1024;
 /// How long a new sandbox waits for its root container's create request
 /// (the `husk create` that started it may have been killed).
 const FIRST_REQUEST: Duration = Duration::from_secs(60);
+/// How long boot must have been idle before it gives back its memory
+/// (`sys::memory::trim_idle`): requests that follow each other closely (a
+/// create and its start, `run` of a short program) would otherwise fault
+/// back in, each time, the code the previous one dropped.
+const TRIM_AFTER: Duration = Duration::from_millis(200);
 /// How long a container process may take from fork to Ready (or from Start
 /// to its exec) before boot gives up on it. Hooks run by the container
 /// layer have their own timeouts.
@@ -149,6 +154,8 @@ pub struct Boot {
     owner_uid: Option<u32>,
     /// accept() failed for lack of descriptors: not before this instant.
     accept_after: Option<Instant>,
+    /// Went idle: trim at this instant if still idle then.
+    trim_at: Option<Instant>,
     started: Instant,
     /// Our own pid namespace, to point our children back at after forking
     /// one into another.
@@ -213,6 +220,7 @@ pub fn main(cfg: Config, listener: OwnedFd) -> Result<i32> {
         exiting: None,
         owner_uid: None,
         accept_after: None,
+        trim_at: None,
         started: Instant::now(),
         own_pidns,
         stands_for: None,
@@ -309,10 +317,17 @@ impl Boot {
                     Watch::Views(i) => self.on_views(&ctr_keys[i]),
                 }
             }
-            self.expire(Instant::now());
-            if busy && self.is_idle() {
-                // Going idle: give back what the requests touched.
-                crate::sys::memory::trim_idle();
+            let now = Instant::now();
+            self.expire(now);
+            if busy {
+                // Going idle: give back what the requests touched, unless
+                // another request comes first.
+                self.trim_at = self.is_idle().then(|| now + TRIM_AFTER);
+            } else if self.trim_at.is_some_and(|t| now >= t) {
+                self.trim_at = None;
+                if self.is_idle() {
+                    crate::sys::memory::trim_idle();
+                }
             }
         }
     }
@@ -350,6 +365,7 @@ impl Boot {
             .chain(ctrs)
             .chain(procs)
             .chain(self.accept_after)
+            .chain(self.trim_at)
             .min()
     }
 
