@@ -153,6 +153,29 @@ impl InheritedLogs {
     }
 }
 
+/// The log files this process writes to (besides standard error), for a
+/// helper forked from it that keeps logging (the gofer).
+static LOG_FDS: std::sync::OnceLock<Vec<std::os::fd::RawFd>> = std::sync::OnceLock::new();
+
+/// Descriptors of the log files `init` opened.
+pub fn log_fds() -> &'static [std::os::fd::RawFd] {
+    LOG_FDS.get().map(Vec::as_slice).unwrap_or(&[])
+}
+
+fn line_layer(
+    f: File,
+    format: LogFormat,
+    max: Level,
+    fds: &mut Vec<std::os::fd::RawFd>,
+) -> LineLayer {
+    fds.push(std::os::fd::AsRawFd::as_raw_fd(&f));
+    LineLayer {
+        out: Mutex::new(Box::new(f)),
+        format,
+        max,
+    }
+}
+
 /// A file this process inherited, to append to.
 fn inherited(fd: std::os::fd::RawFd) -> Option<File> {
     crate::sys::fd::claim_inherited(fd).ok().map(File::from)
@@ -166,13 +189,10 @@ pub fn init(cfg: &Config, command: &str, id: Option<&str>, fds: InheritedLogs) {
         Some(f) => Ok(f),
         None => open_append(path),
     };
+    let mut files = Vec::new();
     let main: Option<LineLayer> = match &cfg.log {
         Some(path) => match opened(path) {
-            Ok(f) => Some(LineLayer {
-                out: Mutex::new(Box::new(f)),
-                format: cfg.log_format,
-                max: main_max,
-            }),
+            Ok(f) => Some(line_layer(f, cfg.log_format, main_max, &mut files)),
             Err(e) => {
                 eprintln!("husk: cannot open log file {}: {e}", path.display());
                 None
@@ -188,11 +208,7 @@ pub fn init(cfg: &Config, command: &str, id: Option<&str>, fds: InheritedLogs) {
     };
     let debug_file: Option<LineLayer> = cfg.debug_log_dir.as_ref().and_then(|dir| {
         if let Some(f) = fds.debug.and_then(inherited) {
-            return Some(LineLayer {
-                out: Mutex::new(Box::new(f)),
-                format: LogFormat::Text,
-                max: Level::DEBUG,
-            });
+            return Some(line_layer(f, LogFormat::Text, Level::DEBUG, &mut files));
         }
         let _ = std::fs::create_dir_all(dir);
         let name = format!(
@@ -201,12 +217,11 @@ pub fn init(cfg: &Config, command: &str, id: Option<&str>, fds: InheritedLogs) {
             command,
             std::process::id()
         );
-        open_append(&dir.join(name)).ok().map(|f| LineLayer {
-            out: Mutex::new(Box::new(f)),
-            format: LogFormat::Text,
-            max: Level::DEBUG,
-        })
+        open_append(&dir.join(name))
+            .ok()
+            .map(|f| line_layer(f, LogFormat::Text, Level::DEBUG, &mut files))
     });
+    let _ = LOG_FDS.set(files);
     let subscriber = tracing_subscriber::registry().with(main).with(debug_file);
     let _ = tracing::subscriber::set_global_default(subscriber);
 }

@@ -33,9 +33,14 @@ fn reap(mut c: Child) {
     }
 }
 
-/// A helper process of this env whose argv has `word` (" boot ", " gofer ").
+/// A helper process of this env whose argv has `word` (" boot "), or, for
+/// " gofer ", the gofer (a fork of `husk create`, known by its name).
 fn helper(env: &Env, word: &str) -> Option<i32> {
     env.runtime_processes().into_iter().find(|p| {
+        if word == " gofer " {
+            return std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "husk-gofer");
+        }
         std::fs::read(format!("/proc/{p}/cmdline"))
             .map(|c| {
                 String::from_utf8_lossy(&c)

@@ -107,11 +107,11 @@ impl Ops for Real {
     fn open_mounts(
         &mut self,
         cfg: &Config,
-        id: &str,
+        _id: &str,
         req: &GoferRequest,
         userns_of: Option<i32>,
     ) -> Result<Mounts> {
-        Mounts::open(cfg, id, req, userns_of)
+        Mounts::open(cfg, req, userns_of)
     }
 
     fn launch(

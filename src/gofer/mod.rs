@@ -250,6 +250,29 @@ fn open_source(path: &Path, recursive: bool) -> std::result::Result<OwnedFd, Str
     Ok(tree)
 }
 
+/// The gofer forked by `husk create` (see `sandbox::Mounts`): its posture,
+/// then `req` answered on `sock`. Returns the exit code; what stopped it is
+/// logged as `husk gofer` logs it.
+pub fn forked_main(cfg: &crate::config::Config, sock: &impl AsFd, req: &GoferRequest) -> i32 {
+    // Known by its name, as the stand-ins are (its argv is its creator's).
+    let _ = nix::sys::prctl::set_name(c"husk-gofer");
+    let run = || -> Result<()> {
+        crate::posture::gofer_start(&cfg.seccomp_cache_dir())?;
+        send(sock, prepare(req)).map_err(|e| Error::Sandbox(format!("gofer: send mounts: {e}")))
+    };
+    match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            if cfg.log.is_some() {
+                tracing::error!("gofer: {e}");
+            } else {
+                eprintln!("husk: gofer: {e}");
+            }
+            1
+        }
+    }
+}
+
 /// `husk gofer`: read one request from `sock`, answer it, exit.
 pub fn serve(sock: OwnedFd) -> Result<()> {
     let (req, _): (GoferRequest, _) =

@@ -13,7 +13,8 @@ use crate::control::{wire, CreateContainer, ExecProcess, ExitStatus, NsKind, Req
 use crate::error::{errno_text, Error, Result};
 use crate::sys::process::{clear_cloexec, pidfd_open, pidfd_send_signal, pidfd_wait_exit};
 use crate::sys::spawn::{
-    image_of, sealed, sealed_self, self_image, spawn_husk, ChildProc, Exe, SelfImage, Spawn, Stdio,
+    fork_helper, image_of, sealed, sealed_self, self_image, spawn_husk, ChildProc, Exe, SelfImage,
+    Spawn, Stdio,
 };
 use husk_oci::gofer::GoferRequest;
 use husk_oci::state::ProcRef;
@@ -609,17 +610,12 @@ pub struct Mounts {
 }
 
 impl Mounts {
-    /// Start the gofer and queue its request (it opens the rootfs while
-    /// boot is still starting), or open everything here. `userns_of`: a
-    /// process (boot) whose user namespace the gofer joins, with a mount
-    /// namespace of its own there (how an unprivileged caller's gofer gets
-    /// the right to clone mounts).
-    pub fn open(
-        cfg: &Config,
-        id: &str,
-        req: &GoferRequest,
-        userns_of: Option<i32>,
-    ) -> Result<Mounts> {
+    /// Start the gofer on its request (it opens the rootfs while boot is
+    /// still starting), or open everything here. `userns_of`: a process
+    /// (boot) whose user namespace the gofer joins, with a mount namespace
+    /// of its own there (how an unprivileged caller's gofer gets the right
+    /// to clone mounts).
+    pub fn open(cfg: &Config, req: &GoferRequest, userns_of: Option<i32>) -> Result<Mounts> {
         let (ours, theirs) = UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
         if cfg.file_access == FileAccess::Direct {
             husk_oci::gofer::send(&ours, crate::gofer::prepare(req))
@@ -629,13 +625,6 @@ impl Mounts {
                 gofer: None,
             });
         }
-        let fd = theirs.as_raw_fd();
-        clear_cloexec(fd).map_err(|e| Error::os("gofer socket", e))?;
-        let argv = husk_argv(
-            cfg,
-            "gofer",
-            &[&format!("--id={id}"), &format!("--sock-fd={fd}")],
-        );
         let userns = userns_of
             .map(|pid| {
                 std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(|e| {
@@ -652,20 +641,23 @@ impl Mounts {
             }
             Ok(())
         };
-        let child = spawn_husk(
-            exe()?.get(),
-            &argv,
+        // Forked, not exec'd: the request is already in its memory. It
+        // keeps only its end of the socket (and the log files).
+        let keep: Vec<RawFd> = std::iter::once(theirs.as_raw_fd())
+            .chain(crate::logging::log_fds().iter().copied())
+            .collect();
+        let child = fork_helper(
             Spawn {
-                keep: &[fd],
+                keep: &keep,
                 stdin: Stdio::Null,
                 stdout: Stdio::Null,
                 setup: Some(&mut setup),
                 ..Default::default()
             },
+            || crate::gofer::forked_main(cfg, &theirs, req),
         )
         .map_err(|e| Error::os("start husk gofer", e))?;
         drop(theirs);
-        wire::send(&ours, req, &[]).map_err(|e| Error::os("send request to gofer", e))?;
         Ok(Mounts {
             sandbox_end: OwnedFd::from(ours),
             gofer: Some(child),

@@ -156,11 +156,12 @@ impl Env {
             }
             if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
                 let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                // Waiters are forks of a husk command: known by their name.
-                let waiter = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .is_ok_and(|c| c.trim() == "husk-wait");
+                // Waiters and the gofer are forks of a husk command: known
+                // by their name.
+                let forked = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "husk-wait" || c.trim() == "husk-gofer");
                 if cmd.contains(&needle)
-                    && (cmd.contains(" boot ") || cmd.contains(" gofer ") || waiter)
+                    && (cmd.contains(" boot ") || cmd.contains(" gofer ") || forked)
                 {
                     pids.push(pid);
                 }

@@ -1,5 +1,5 @@
-//! Starting husk's own helper processes (boot, gofer) from a read-only,
-//! detached mount of the husk binary.
+//! Starting husk's own helper processes: boot from a read-only, detached
+//! mount of the husk binary; the gofer as a plain fork.
 //!
 //! A process's /proc/<pid>/exe refers to the mount its program was executed
 //! through. Executed from a detached clone of the binary with
@@ -262,6 +262,63 @@ pub fn spawn_husk(exe: Exe<'_>, argv: &[String], how: Spawn<'_>) -> io::Result<C
                 "exec husk: {}",
                 crate::errno_text(&io::Error::last_os_error())
             ))
+        }
+        Forked::Parent { pid, pidfd } => {
+            drop(err_w);
+            Ok(ChildProc {
+                pid,
+                pidfd,
+                status: None,
+                startup: Some(err_r),
+            })
+        }
+    }
+}
+
+/// Fork (clone3 into `how.clone_flags` and `how.cgroup`) a helper that
+/// runs `child` on a copy of this process, without exec'ing anything: no
+/// second load of the binary, no second start-up. In the child the signal
+/// mask is cleared, `how.setup` runs, stdin/stdout are set as asked, every
+/// descriptor but stdio and `how.keep` is closed, and the process exits
+/// with the code `child` returns. Fails if the process has more than one
+/// thread.
+pub fn fork_helper(how: Spawn<'_>, child: impl FnOnce() -> i32) -> io::Result<ChildProc> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let Spawn {
+        keep,
+        stdin,
+        stdout,
+        clone_flags,
+        cgroup,
+        setup,
+    } = how;
+    match fork_into(clone_flags, cgroup)? {
+        Forked::Child => {
+            drop(err_r);
+            let _ = nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            );
+            if let Some(setup) = setup {
+                if let Err(msg) = setup() {
+                    let _ = nix::unistd::write(&err_w, msg.as_bytes());
+                    exit_now(127)
+                }
+            }
+            if stdin == Stdio::Null {
+                let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
+            }
+            if stdout == Stdio::Null {
+                let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+            }
+            // The error pipe and /dev/null go with the rest.
+            close_fds_except(keep);
+            exit_now(child())
         }
         Forked::Parent { pid, pidfd } => {
             drop(err_w);
