@@ -1515,7 +1515,8 @@ METHOD = """
 - `sh bench/run.sh [--quick]` installs hyperfine, runc, crun, runsc, gcc and busybox-static with apt
   when missing, builds husk with `cargo build --release`, compiles `bench/syscall.c` with
   `gcc -static -O2`, makes one busybox bundle with `scripts/demo-bundle.sh` and runs
-  `bench/bench.py` with a copy of `target/release/husk` (so a build meanwhile cannot swap it).
+  `bench/bench.py` with a copy of `target/<host tuple>/release/husk`, a static executable
+  (`.cargo/config.toml`; a copy, so that a build meanwhile cannot swap it).
   Every container gets a config.json of its own (same rootfs, by absolute path) whose
   `linux.cgroupsPath` is `/husk-bench/RUNTIME-...`; runtime roots, bundles and podman's
   storage live in one `mktemp -d /tmp/husk-bench.XXXXXX` directory. On exit, even after a failure
@@ -1564,7 +1565,10 @@ def cleanup(work):
         rts = make_runtimes(work, "husk")
         husk = os.path.join(work, "husk")
         if not os.path.exists(husk):
-            husk = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "target/release/husk")
+            triple = subprocess.run(["rustc", "--print", "host-tuple"], capture_output=True,
+                                    text=True).stdout.strip()
+            husk = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "target", triple, "release", "husk")
         exes = {"husk": husk}
         roots = [d for d in os.listdir(work) if d.startswith("root-")]
         for d in roots:

@@ -86,7 +86,8 @@ if [ -n "$given" ]; then
 else
     say "cargo build --release"
     cargo build --release --quiet
-    husk="$repo/target/release/husk"
+    # a static executable, for this machine (.cargo/config.toml)
+    husk="$repo/target/$(rustc --print host-tuple)/release/husk"
 fi
 
 # ---- work directory, cleaned up whatever happens ----------------------------

@@ -4,7 +4,7 @@
 # usage: demo-bundle.sh DIR [ARGS...]
 set -eu
 dir=$1; shift
-husk=${HUSK:-$(dirname "$0")/../target/release/husk}
+husk=${HUSK:-$(dirname "$0")/../target/$(rustc --print host-tuple)/release/husk}
 mkdir -p "$dir/rootfs/bin" "$dir/rootfs/proc" "$dir/rootfs/sys" "$dir/rootfs/dev" \
          "$dir/rootfs/etc" "$dir/rootfs/tmp" "$dir/rootfs/root"
 cp /bin/busybox "$dir/rootfs/bin/busybox"

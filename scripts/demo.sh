@@ -7,5 +7,5 @@ sh scripts/install-deps.sh
 cargo build --release --quiet
 dir=$(mktemp -d /tmp/husk-demo.XXXXXX)
 sh scripts/demo-bundle.sh "$dir"
-./target/release/husk --root "$dir/state" run --bundle "$dir" demo
+"./target/$(rustc --print host-tuple)/release/husk" --root "$dir/state" run --bundle "$dir" demo
 rm -rf "$dir"
