@@ -69,7 +69,8 @@ pub struct InitArgs<'a> {
     pub ns: &'a InitNamespaces,
     /// Namespaces to join (not user or pid: boot handles those).
     pub joins: Vec<(NsKind, OwnedFd)>,
-    /// The container's cgroup.procs files (empty: boot's cgroup is it).
+    /// The files that join the container's cgroup (`sandbox::cgroup_procs`;
+    /// empty: boot's cgroup is it).
     pub cgroup_procs: Vec<OwnedFd>,
     pub hook_state: &'a OciState,
     pub sync: UnixStream,
@@ -142,7 +143,8 @@ fn report_and_exit(sync: &UnixStream, result: Result<Never>, code: i32) -> ! {
 
 enum Never {}
 
-/// Write "0" (ourselves) into each cgroup.procs.
+/// Write "0" (ourselves, a single thread) into each file that joins the
+/// container's cgroup (`sandbox::cgroup_procs`).
 fn join_cgroup(procs: &[OwnedFd]) -> Result<()> {
     for fd in procs {
         nix::unistd::write(fd, b"0").map_err(|e| sys("join the container's cgroup", e))?;
@@ -629,7 +631,7 @@ pub struct ExecArgs<'a> {
     pub stdio: [OwnedFd; 3],
     pub console: Option<OwnedFd>,
     pub preserved: Vec<OwnedFd>,
-    /// The cgroup.procs files to join (none: boot's cgroup is the
+    /// The files that join the container's cgroup (none: boot's cgroup is the
     /// container's).
     pub cgroup_procs: Vec<OwnedFd>,
     /// The container's init, whose namespaces are entered through it in

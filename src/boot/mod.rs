@@ -105,7 +105,7 @@ struct Ctr {
     /// whether that includes its pid namespace.
     enter: u64,
     enter_pid: bool,
-    /// The container's cgroup.procs files (pod members; empty for the root
+    /// The files that join the container's cgroup (pod members; empty for the root
     /// container, whose processes are in boot's cgroup).
     cgroup_procs: Vec<OwnedFd>,
     /// The rootfs directory of a container without a mount namespace of

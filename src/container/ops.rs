@@ -26,8 +26,8 @@ pub(crate) trait Ops {
     fn cgroup_occupancy(&mut self, cg: &CgroupPath) -> (bool, usize);
     /// Apply `linux.resources`, device rules included.
     fn limit_cgroup(&mut self, cg: &CgroupPath, res: &LinuxResources) -> Result<()>;
-    /// Descriptors of each v1 hierarchy's `cgroup.procs`, for a pod
-    /// member's init to join.
+    /// Descriptors that join the container's cgroup, one per hierarchy
+    /// (`sandbox::cgroup_procs`), for a pod member's init.
     fn cgroup_join_fds(&mut self, cg: &CgroupPath) -> Result<Vec<OwnedFd>>;
     /// Kill what is left in the cgroup (`kill`) and remove what we made.
     fn remove_cgroup(&mut self, cg: &CgroupPath, kill: bool) -> Result<()>;

@@ -178,14 +178,24 @@ fn socket_addr(dir: &Path) -> Result<(PathBuf, Option<OwnedFd>)> {
     Ok((p, Some(fd)))
 }
 
-/// Descriptors to join a cgroup with: each v1 directory's `cgroup.procs`
-/// (written with "0" by the joiner) and, separately, the cgroup2 directory
-/// (for CLONE_INTO_CGROUP).
+/// Descriptors to join a cgroup with, written with "0" by the joiner, one
+/// per hierarchy: a v1 directory's `tasks`, the cgroup2 directory's
+/// `cgroup.procs`.
+///
+/// Every joiner is a single-threaded husk process (boot before its exec, a
+/// container's init or exec'd process, a stand-in), so moving its one thread
+/// (`tasks`) moves the process. It also spares the wait that `cgroup.procs`
+/// costs: a process move takes the kernel's global threadgroup lock for
+/// writing, whose first writer after a quiet spell waits for an RCU grace
+/// period (8-16 ms on the benchmark machine); moving the caller's own
+/// thread does not take it. cgroup2 has no such door (`cgroup.threads`
+/// moves threads only within a threaded domain): there a child is born
+/// into the cgroup (CLONE_INTO_CGROUP) where it can be.
 pub fn cgroup_procs(cg: &CgroupPath) -> Result<Vec<OwnedFd>> {
     cg.dirs
         .iter()
         .map(|d| {
-            let p = d.path.join("cgroup.procs");
+            let p = d.path.join(if d.v2 { "cgroup.procs" } else { "tasks" });
             crate::sys::fd::open(&p, libc::O_WRONLY, 0)
                 .map_err(|e| Error::Sandbox(format!("open {}: {}", p.display(), errno_text(&e))))
         })
@@ -235,19 +245,11 @@ impl Sandbox {
         args.extend(log_args);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let argv = husk_argv(cfg, "boot", &args);
-        // v1 hierarchies are joined by writing cgroup.procs (the v2 one by
-        // being born into it); the unified directory is in both lists on a
-        // hybrid host, which is harmless.
-        let v1_procs: Vec<OwnedFd> = {
-            let all = cgroup_procs(plan.cgroup)?;
-            plan.cgroup
-                .dirs
-                .iter()
-                .zip(all)
-                .filter(|(d, _)| !d.v2)
-                .map(|(_, f)| f)
-                .collect()
-        };
+        // v1 hierarchies are joined by writing `tasks` (the v2 one by
+        // being born into it).
+        let v1_procs: Vec<OwnedFd> = cgroup_procs(&CgroupPath {
+            dirs: plan.cgroup.dirs.iter().filter(|d| !d.v2).cloned().collect(),
+        })?;
         let v2 = cgroup_v2_dir(plan.cgroup)?;
         let BootPlan {
             birth,

@@ -155,7 +155,7 @@ pub struct CreateFds {
     /// Descriptors the process gets at 3, 4, ... (`--preserve-fds`).
     #[serde(default)]
     pub preserved: Vec<usize>,
-    /// `cgroup.procs` of each of the container's cgroup directories, opened
+    /// `tasks` (v1) or `cgroup.procs` (v2) of each of the container's cgroup directories, opened
     /// for writing on the host: the init (and every process exec'd into
     /// the container later) writes itself into them. Empty when the
     /// container shares boot's cgroup (the root container).
@@ -198,7 +198,7 @@ pub struct ExecProcess {
     #[serde(default)]
     pub preserved: Vec<usize>,
     /// A sub-cgroup of the container's to run in (`exec --cgroup`), as
-    /// `cgroup.procs` descriptors opened on the host, replacing the
+    /// `tasks`/`cgroup.procs` descriptors opened on the host, replacing the
     /// container's own.
     #[serde(default)]
     pub cgroup_procs: Vec<usize>,
