@@ -593,6 +593,10 @@ class Bench:
         self.proc = Proc(a.work)
         self.rts = make_runtimes(a.work, a.husk)
         self.by_key = {rt.key: rt for rt in self.rts}
+        # run.sh --before: an earlier husk, measured in sections 1 and 2 only,
+        # interleaved with the rest (before/after of a change in one run)
+        self.before = ([Runtime("huskb", a.before_name, a.before, os.path.join(a.work, "root-huskb"))]
+                       if a.before else [])
         self.bundles = Bundles(a.bundle, a.work)
         self.live = {}  # (runtime, id) -> pid-file pid, created and not yet deleted
         self.results = {}
@@ -713,7 +717,7 @@ class Bench:
         arms = []
         if self.a.minrun:
             arms.append((FLOOR, [self.a.minrun, self.bundles.rootfs, "/bin/true"]))
-        for rt in self.rts:
+        for rt in self.rts + self.before:
             b = self.bundles.make("run-" + rt.key, ["/bin/true"], rt.key + "-run")
             arms.append((rt.name, rt.cmd("run", "--bundle", b, "bench-run")))
         wall = {name: [] for name, _ in arms}
@@ -788,15 +792,16 @@ class Bench:
     def bench_cycle(self):
         n, warm = (10, 1) if self.quick else (50, 3)
         res, fails = {}, {}
+        rts = self.rts + self.before
         bundles = {rt.name: self.bundles.make("cycle-" + rt.key, ["/bin/true"], rt.key + "-cycle")
-                   for rt in self.rts}
-        t = {rt.name: {"create": [], "start": [], "delete": [], "create after idle": []} for rt in self.rts}
+                   for rt in rts}
+        t = {rt.name: {"create": [], "start": [], "delete": [], "create after idle": []} for rt in rts}
         rng = random.Random(1)
         # cycle i of every runtime, in a shuffled order, then cycle i+1; after the warm-up, every
         # other cycle pauses IDLE_S before each create and records only that create
         for i in range(warm + 2 * n):
             idle = i >= warm and (i - warm) % 2 == 1
-            order = list(self.rts)
+            order = list(rts)
             rng.shuffle(order)
             for rt in order:
                 if rt.name in fails:
@@ -819,7 +824,7 @@ class Bench:
                     t[rt.name]["create"].append(tc)
                     t[rt.name]["start"].append(ts)
                     t[rt.name]["delete"].append(td)
-        for rt in self.rts:
+        for rt in rts:
             if rt.name not in fails:
                 r = res[rt.name] = {op: summary(v) for op, v in t[rt.name].items()}
                 log("   %s: create %s start %s delete %s" % (rt.name, ms(r["create"]["median"]),
@@ -1576,6 +1581,8 @@ def cleanup(work):
             base = next((r for r in rts if r.key == key), None)
             if key == "crun":
                 base = Runtime("crun", "crun", shutil.which("crun") or "/usr/bin/crun", "")
+            if key == "huskb":
+                base = Runtime("huskb", "husk (before)", os.path.join(work, "husk-before"), "")
             if base is None:
                 continue
             rt = Runtime(base.key, base.name, exes.get(key, base.exe), os.path.join(work, d), base.wrapped, base.extra)
@@ -1666,6 +1673,8 @@ def main():
     r.add_argument("--only", help="comma-separated section numbers (development)")
     r.add_argument("--reach", help="bench/reach.c, built (section 9)")
     r.add_argument("--minrun", help="../shared/bench/minrun.c, built: the kernel floor (section 1)")
+    r.add_argument("--before", help="an earlier husk binary, an extra row in sections 1 and 2")
+    r.add_argument("--before-name", default="husk (before)", help="that row's name")
     r.add_argument("--given", action="store_true", help="the husk binary was given, not built (run.sh --husk)")
     r.add_argument("--minrun-why", default="no minrun", help="why there is no --minrun")
     r.add_argument("--docker-config", help="a config.json Docker wrote, for Docker's profile (section 9)")

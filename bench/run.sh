@@ -4,11 +4,13 @@
 # tables and writes them, with the machine and versions, to
 # docs/benchmarks.md.
 #
-# usage: sh bench/run.sh [--quick] [--no-doc] [--only N,M...] [--husk FILE]
+# usage: sh bench/run.sh [--quick] [--no-doc] [--only N,M...] [--husk FILE] [--before FILE NAME]
 #   --quick      fewer repetitions (about 2 minutes instead of about 5, plus the build)
 #   --no-doc     print only; leave docs/benchmarks.md alone
 #   --only LIST  run only these sections (numbers 1-10; implies --no-doc)
 #   --husk FILE  measure this husk binary instead of building one (implies --no-doc)
+#   --before FILE NAME  also measure this earlier husk binary, as the row NAME,
+#                in sections 1 and 2 (interleaved: a before/after in one run)
 #
 # Section 1 has a "kernel floor" row: ../shared/bench/minrun.c (next to the
 # repository), compiled here with gcc -O2, the least work any runtime must do
@@ -24,10 +26,12 @@ set -eu
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 command="sh bench/run.sh $*"
-usage="usage: sh bench/run.sh [--quick] [--no-doc] [--only N,M...] [--husk FILE]"
+usage="usage: sh bench/run.sh [--quick] [--no-doc] [--only N,M...] [--husk FILE] [--before FILE NAME]"
 quick=""
 only=""
 given=""
+before=""
+before_name=""
 doc="$repo/docs/benchmarks.md"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -35,6 +39,7 @@ while [ $# -gt 0 ]; do
         --no-doc) doc="" ;;
         --only) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; only=$2; doc=""; shift ;;
         --husk) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; given=$2; doc=""; shift ;;
+        --before) [ $# -ge 3 ] || { echo "$usage" >&2; exit 2; }; before=$2; before_name=$3; shift 2 ;;
         *) echo "$usage" >&2; exit 2 ;;
     esac
     shift
@@ -129,6 +134,10 @@ set -- run --work "$work" --repo "$repo" --husk "$husk" --bundle "$work/bundle" 
 [ -n "$only" ] && set -- "$@" --only "$only"
 [ -n "$doc" ] && set -- "$@" --doc "$doc"
 [ -n "$given" ] && set -- "$@" --given
+if [ -n "$before" ]; then
+    cp "$before" "$work/husk-before"
+    set -- "$@" --before "$work/husk-before" --before-name "$before_name"
+fi
 timeout --foreground "$limit" python3 "$repo/bench/bench.py" "$@"
 
 # ---- 8. pods: the Nth member of one husk sandbox vs N runc containers -------

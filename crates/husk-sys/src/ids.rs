@@ -29,8 +29,13 @@ pub fn in_initial_userns() -> bool {
 /// only caller whose capabilities reach the whole host. Anyone else (a
 /// normal user, or root of a user namespace such as rootless podman's) is
 /// rootless.
+///
+/// Decided once per program image: a helper forked from the CLI (the gofer)
+/// keeps its caller's answer even after it has joined a user namespace and
+/// become root there, since what it may do on the host is its caller's.
 pub fn is_host_root() -> bool {
-    nix::unistd::geteuid().is_root() && in_initial_userns()
+    static HOST_ROOT: OnceLock<bool> = OnceLock::new();
+    *HOST_ROOT.get_or_init(|| nix::unistd::geteuid().is_root() && in_initial_userns())
 }
 
 #[cfg(test)]
