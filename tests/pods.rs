@@ -91,6 +91,30 @@ fn pod_members_share_the_sandbox() {
     assert_ne!(ns(pr, "mnt"), ns(pa, "mnt"));
     assert_ne!(ns(pa, "mnt"), ns(pb, "mnt"));
     assert_ne!(ns(pr, "pid"), ns(pa, "pid"), "own pid namespace by default");
+    // Each member in its own cgroup (boot has it born there), and so is a
+    // process exec'd into it.
+    assert_in_own_cgroup(pa, &a);
+    assert_in_own_cgroup(pb, &b);
+    let sleeper = env
+        .cmd(&["exec", &a, "sleep", "1000"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let execd = loop {
+        let ps: Vec<i64> = serde_json::from_str(&env.ok(&["ps", "--format", "json", &a])).unwrap();
+        if let Some(p) = ps.iter().find(|p| **p != pa) {
+            break *p;
+        }
+        assert!(Instant::now() < deadline, "the exec'd sleep never showed");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_in_own_cgroup(execd, &a);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(execd as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = wait_child(sleeper, Duration::from_secs(10));
 
     // exec into a member; ps of a member lists only its processes.
     assert_eq!(env.ok(&["exec", &a, "hostname"]).trim(), "husk-test");

@@ -145,6 +145,9 @@ fn two_containers_get_disjoint_ranges_and_a_member_shares_its_pods() {
     let out = env.ok(&["exec", &m, "sh", "-c", "id -u; touch /data/f && echo ok"]);
     assert_eq!(out, "0\nok\n");
     let mpid = pid_of(&env, &m);
+    // boot, in the pod's user namespace, may not place the member in its
+    // cgroup itself: the member joins through the descriptors husk opened.
+    assert_in_own_cgroup(mpid, &m);
     assert_eq!(
         std::fs::read_link(format!("/proc/{mpid}/ns/user")).unwrap(),
         std::fs::read_link(format!("/proc/{}/ns/user", pids[0])).unwrap()

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::conn::{ConnId, Role};
 use super::init::{self, InitArgs};
 use super::{Boot, Ctr, Phase, SETUP_LIMIT};
+use crate::cgroups::{Cgroup2Fds, JoinFds};
 use crate::control::{wire, CreateContainer, NsKind, Response};
 use crate::error::{errno_text, Error, Result};
 use crate::sys::process::{pidfd_send_signal, Forked};
@@ -84,15 +85,10 @@ impl Boot {
             .map(|f| f.try_clone())
             .transpose()
             .map_err(|e| Error::Sandbox(format!("rootfs descriptor: {}", errno_text(&e))))?;
-        let mut cgroup_procs = Vec::new();
-        for i in &req.fds.cgroup_procs {
-            cgroup_procs.push(take(&mut fds, *i)?);
-        }
+        let cgroup_join = take_cgroup_join(&mut fds, &req.fds.cgroup_procs, req.fds.cgroup2)?;
         // Kept for processes exec'd into the container later.
-        let ctr_cgroup_procs = cgroup_procs
-            .iter()
-            .map(|f| f.try_clone())
-            .collect::<std::io::Result<Vec<_>>>()
+        let ctr_cgroup_join = cgroup_join
+            .try_clone()
             .map_err(|e| Error::os("cgroup descriptors", e))?;
         let mut joins = Vec::new();
         let mut pid_join = None;
@@ -128,7 +124,13 @@ impl Boot {
             nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
                 .map_err(|e| Error::os("join pid namespace (linux.namespaces)", e))?;
         }
-        let forked = super::fork_child(self, clone_flags, pid_join.is_some(), "create namespaces")?;
+        let (forked, born_in_v2) = super::fork_child(
+            self,
+            clone_flags,
+            pid_join.is_some(),
+            "create namespaces",
+            cgroup_join.v2_dir(),
+        )?;
         let (pid, pidfd) = match forked {
             Forked::Child => {
                 drop(parent_sock);
@@ -142,7 +144,8 @@ impl Boot {
                     cgroup: &req.cgroup,
                     ns: &req.namespaces,
                     joins,
-                    cgroup_procs,
+                    cgroup_join,
+                    born_in_v2,
                     hook_state: &req.hook_state,
                     sync: child_sock,
                     stdio,
@@ -208,7 +211,7 @@ impl Boot {
                 notify_pending,
                 enter,
                 enter_pid,
-                cgroup_procs: ctr_cgroup_procs,
+                cgroup_join: ctr_cgroup_join,
                 root_dir: ctr_root_dir,
                 waiters: Vec::new(),
                 destroyed: false,
@@ -498,4 +501,24 @@ impl Boot {
             }
         }
     }
+}
+
+/// The descriptors a request names to join a cgroup with (`JoinFds`):
+/// `tasks` files, and the cgroup2 directory and its `cgroup.procs`.
+pub(super) fn take_cgroup_join(
+    fds: &mut [Option<OwnedFd>],
+    tasks: &[usize],
+    v2: Option<[usize; 2]>,
+) -> Result<JoinFds> {
+    let mut join = JoinFds::default();
+    for i in tasks {
+        join.tasks.push(take(fds, *i)?);
+    }
+    if let Some([dir, procs]) = v2 {
+        join.v2 = Some(Cgroup2Fds {
+            dir: take(fds, dir)?,
+            procs: take(fds, procs)?,
+        });
+    }
+    Ok(join)
 }

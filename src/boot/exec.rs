@@ -55,18 +55,12 @@ impl Boot {
         }
         // The process joins the container's cgroup (or the sub-cgroup the
         // caller opened); a root container's processes are in boot's.
-        let cgroup_procs: Vec<OwnedFd> = if req.cgroup_procs.is_empty() {
-            c.cgroup_procs
-                .iter()
-                .map(|f| f.try_clone())
-                .collect::<std::io::Result<_>>()
+        let cgroup_join = if req.cgroup_procs.is_empty() && req.cgroup2.is_none() {
+            c.cgroup_join
+                .try_clone()
                 .map_err(|e| Error::os("cgroup descriptors", e))?
         } else {
-            let mut v = Vec::new();
-            for i in &req.cgroup_procs {
-                v.push(take(&mut fds, *i)?);
-            }
-            v
+            super::create::take_cgroup_join(&mut fds, &req.cgroup_procs, req.cgroup2)?
         };
         let init_fd = c.pidfd.try_clone().map_err(|e| Error::os("exec", e))?;
         let (enter, enter_pid) = (c.enter, c.enter_pid);
@@ -95,7 +89,8 @@ impl Boot {
                 },
             )?;
         }
-        let forked = super::fork_child(self, 0, enter_pid, "fork")?;
+        let (forked, born_in_v2) =
+            super::fork_child(self, 0, enter_pid, "fork", cgroup_join.v2_dir())?;
         let (pid, pidfd) = match forked {
             Forked::Child => {
                 drop(parent_sock);
@@ -107,7 +102,8 @@ impl Boot {
                     stdio,
                     console,
                     preserved,
-                    cgroup_procs,
+                    cgroup_join,
+                    born_in_v2,
                     init_fd,
                     enter,
                     chroot,

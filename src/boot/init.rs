@@ -21,7 +21,7 @@ use oci_spec::runtime::{Process, Spec};
 
 use crate::boot::process::{self, CapPlan, ExecPlan};
 use crate::boot::rootfs::{self, RootfsContext};
-use crate::cgroups::CgroupPath;
+use crate::cgroups::{CgroupPath, JoinFds};
 use crate::config::Config;
 use crate::control::{wire, InitNamespaces, NsKind};
 use crate::error::{errno_text, Error, Result};
@@ -69,9 +69,10 @@ pub struct InitArgs<'a> {
     pub ns: &'a InitNamespaces,
     /// Namespaces to join (not user or pid: boot handles those).
     pub joins: Vec<(NsKind, OwnedFd)>,
-    /// The files that join the container's cgroup (`sandbox::cgroup_procs`;
-    /// empty: boot's cgroup is it).
-    pub cgroup_procs: Vec<OwnedFd>,
+    /// How to join the container's cgroup (empty: boot's cgroup is it).
+    pub cgroup_join: JoinFds,
+    /// Born into its cgroup2 directory already (`boot::fork_child`).
+    pub born_in_v2: bool,
     pub hook_state: &'a OciState,
     pub sync: UnixStream,
     /// For containers whose stdio came over the control socket.
@@ -143,13 +144,10 @@ fn report_and_exit(sync: &UnixStream, result: Result<Never>, code: i32) -> ! {
 
 enum Never {}
 
-/// Write "0" (ourselves, a single thread) into each file that joins the
-/// container's cgroup (`sandbox::cgroup_procs`).
-fn join_cgroup(procs: &[OwnedFd]) -> Result<()> {
-    for fd in procs {
-        nix::unistd::write(fd, b"0").map_err(|e| sys("join the container's cgroup", e))?;
-    }
-    Ok(())
+/// Join the container's cgroup (what is left after birth).
+fn join_cgroup(join: &JoinFds, born_in_v2: bool) -> Result<()> {
+    join.join_self(born_in_v2)
+        .map_err(|e| sys("join the container's cgroup", e))
 }
 
 /// A procfs of our own pid namespace, never attached anywhere: how the init
@@ -167,7 +165,8 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
         cgroup,
         ns,
         joins,
-        cgroup_procs,
+        cgroup_join,
+        born_in_v2,
         hook_state,
         sync,
         stdio,
@@ -188,8 +187,8 @@ fn run(args: InitArgs<'_>) -> Result<Never> {
         .process()
         .as_ref()
         .ok_or_else(|| Error::Spec("process is required".into()))?;
-    join_cgroup(&cgroup_procs)?;
-    drop(cgroup_procs);
+    join_cgroup(&cgroup_join, born_in_v2)?;
+    drop(cgroup_join);
     for (kind, fd) in &joins {
         nix::sched::setns(fd.as_fd(), CloneFlags::from_bits_retain(kind.flag() as i32)).map_err(
             |e| {
@@ -631,9 +630,11 @@ pub struct ExecArgs<'a> {
     pub stdio: [OwnedFd; 3],
     pub console: Option<OwnedFd>,
     pub preserved: Vec<OwnedFd>,
-    /// The files that join the container's cgroup (none: boot's cgroup is the
+    /// How to join the container's cgroup (empty: boot's cgroup is the
     /// container's).
-    pub cgroup_procs: Vec<OwnedFd>,
+    pub cgroup_join: JoinFds,
+    /// Born into its cgroup2 directory already (`boot::fork_child`).
+    pub born_in_v2: bool,
     /// The container's init, whose namespaces are entered through it in
     /// one setns(2): it fails if the init is gone.
     pub init_fd: OwnedFd,
@@ -661,7 +662,7 @@ pub fn exec_child_main(args: ExecArgs<'_>) -> ! {
 fn exec_run(args: ExecArgs<'_>) -> Result<Never> {
     crate::sys::process::set_parent_death_signal(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| sys("set parent death signal", e))?;
-    join_cgroup(&args.cgroup_procs)?;
+    join_cgroup(&args.cgroup_join, args.born_in_v2)?;
     if args.enter != 0 {
         nix::sched::setns(
             args.init_fd.as_fd(),

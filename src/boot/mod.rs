@@ -22,7 +22,7 @@ pub mod rootfs;
 mod setup;
 
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::cgroups::JoinFds;
 use crate::config::Config;
 use crate::control::{wire, ExitStatus, Response};
 use crate::error::{Error, Result};
@@ -105,9 +106,9 @@ struct Ctr {
     /// whether that includes its pid namespace.
     enter: u64,
     enter_pid: bool,
-    /// The files that join the container's cgroup (pod members; empty for the root
-    /// container, whose processes are in boot's cgroup).
-    cgroup_procs: Vec<OwnedFd>,
+    /// How a process joins the container's cgroup (pod members; empty for
+    /// the root container, whose processes are in boot's cgroup).
+    cgroup_join: JoinFds,
     /// The rootfs directory of a container without a mount namespace of
     /// its own: exec'd processes chroot into it.
     root_dir: Option<OwnedFd>,
@@ -467,7 +468,7 @@ impl Boot {
                 c.deadline = None;
                 c.views = None;
                 c.sync = None;
-                c.cgroup_procs.clear();
+                c.cgroup_join = JoinFds::default();
                 let waiters = std::mem::take(&mut c.waiters);
                 if c.destroyed {
                     self.containers.remove(&cid);
@@ -673,17 +674,28 @@ fn restore_pidns(boot: &Boot) -> Result<()> {
 }
 
 /// Fork a container process (new namespaces `clone_flags`; `what` names
-/// the step in an error). When boot has entered another pid namespace for
-/// it (`entered_pidns`), the parent goes back to its own at once, and a
-/// child it cannot leave behind is killed.
+/// the step in an error), born into the cgroup2 directory `cgroup` when
+/// the kernel allows it; the second value says whether it was (if not, the
+/// child joins by writing `cgroup.procs`: boot in a user namespace, or in
+/// a cgroup namespace that a host mounted with `nsdelegate` makes a
+/// boundary, may not place a child there itself). When boot has entered
+/// another pid namespace for it (`entered_pidns`), the parent goes back to
+/// its own at once, and a child it cannot leave behind is killed.
 fn fork_child(
     boot: &Boot,
     clone_flags: u64,
     entered_pidns: bool,
     what: &str,
-) -> Result<crate::sys::process::Forked> {
+    cgroup: Option<BorrowedFd<'_>>,
+) -> Result<(crate::sys::process::Forked, bool)> {
     use crate::sys::process::{fork_into, pidfd_send_signal, Forked};
-    let forked = fork_into(clone_flags, None);
+    let (forked, born_in) = match cgroup {
+        Some(cg) => match fork_into(clone_flags, Some(cg)) {
+            Err(e) if JoinFds::birth_refused(&e) => (fork_into(clone_flags, None), false),
+            r => (r, true),
+        },
+        None => (fork_into(clone_flags, None), false),
+    };
     if entered_pidns && !matches!(forked, Ok(Forked::Child)) {
         if let Err(e) = restore_pidns(boot) {
             if let Ok(Forked::Parent { pidfd, .. }) = &forked {
@@ -692,5 +704,5 @@ fn fork_child(
             return Err(e);
         }
     }
-    forked.map_err(|e| Error::os(what, e))
+    forked.map(|f| (f, born_in)).map_err(|e| Error::os(what, e))
 }

@@ -403,9 +403,13 @@ impl<'o> CreateGuard<'o> {
             out.push_owned(fd);
         }
         out.init_ns = init_ns;
-        for fd in self.ops.cgroup_join_fds(&out.cgroup)? {
+        let join = self.ops.cgroup_join_fds(&out.cgroup)?;
+        for fd in join.tasks {
             let i = out.push_owned(fd);
             out.cfds.cgroup_procs.push(i);
+        }
+        if let Some(v2) = join.v2 {
+            out.cfds.cgroup2 = Some([out.push_owned(v2.dir), out.push_owned(v2.procs)]);
         }
         add_member(cfg, &sandbox.id, id)?;
         self.member_of = Some((cfg.clone(), sandbox.id.clone()));

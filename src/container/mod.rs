@@ -526,12 +526,20 @@ impl Container {
         }
         let mut keep = Vec::new();
         let mut cgroup_procs = Vec::new();
+        let mut cgroup2 = None;
         let cgroup = match &opts.sub_cgroup {
             Some(sub) => {
-                for fd in sandbox::cgroup_procs(sub)? {
-                    cgroup_procs.push(fds.len());
+                let join = sandbox::cgroup_join(sub)?;
+                let mut add = |fd: OwnedFd| {
                     fds.push(fd.as_raw_fd());
                     keep.push(fd);
+                    fds.len() - 1
+                };
+                for fd in join.tasks {
+                    cgroup_procs.push(add(fd));
+                }
+                if let Some(v2) = join.v2 {
+                    cgroup2 = Some([add(v2.dir), add(v2.procs)]);
                 }
                 sub.clone()
             }
@@ -544,6 +552,7 @@ impl Container {
             console_socket,
             preserved,
             cgroup_procs,
+            cgroup2,
         };
         let listener = self.listener();
         let mut oci = self.state.oci_state();

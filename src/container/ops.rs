@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use oci_spec::runtime::LinuxResources;
 
-use crate::cgroups::CgroupPath;
+use crate::cgroups::{CgroupPath, JoinFds};
 use crate::config::Config;
 use crate::control::CreateContainer;
 use crate::error::Result;
@@ -28,7 +28,7 @@ pub(crate) trait Ops {
     fn limit_cgroup(&mut self, cg: &CgroupPath, res: &LinuxResources) -> Result<()>;
     /// Descriptors that join the container's cgroup, one per hierarchy
     /// (`sandbox::cgroup_procs`), for a pod member's init.
-    fn cgroup_join_fds(&mut self, cg: &CgroupPath) -> Result<Vec<OwnedFd>>;
+    fn cgroup_join_fds(&mut self, cg: &CgroupPath) -> Result<JoinFds>;
     /// Kill what is left in the cgroup (`kill`) and remove what we made.
     fn remove_cgroup(&mut self, cg: &CgroupPath, kill: bool) -> Result<()>;
     /// Start the gofer on `req` (or open the mounts here); `userns_of`:
@@ -86,8 +86,8 @@ impl Ops for Real {
         Ok(())
     }
 
-    fn cgroup_join_fds(&mut self, cg: &CgroupPath) -> Result<Vec<OwnedFd>> {
-        sandbox::cgroup_procs(cg)
+    fn cgroup_join_fds(&mut self, cg: &CgroupPath) -> Result<JoinFds> {
+        sandbox::cgroup_join(cg)
     }
 
     fn remove_cgroup(&mut self, cg: &CgroupPath, kill: bool) -> Result<()> {

@@ -90,9 +90,9 @@ impl Ops for Fake {
         self.step(format!("limit_cgroup {}", cg_name(cg)))
     }
 
-    fn cgroup_join_fds(&mut self, cg: &CgroupPath) -> Result<Vec<OwnedFd>> {
+    fn cgroup_join_fds(&mut self, cg: &CgroupPath) -> Result<crate::cgroups::JoinFds> {
         self.step(format!("cgroup_join_fds {}", cg_name(cg)))?;
-        Ok(Vec::new())
+        Ok(Default::default())
     }
 
     fn remove_cgroup(&mut self, cg: &CgroupPath, kill: bool) -> Result<()> {

@@ -7,7 +7,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::cgroups::CgroupPath;
+use crate::cgroups::{CgroupPath, JoinFds};
 use crate::config::{Config, FileAccess};
 use crate::control::{wire, CreateContainer, ExecProcess, ExitStatus, NsKind, Request, Response};
 use crate::error::{errno_text, Error, Result};
@@ -178,40 +178,11 @@ fn socket_addr(dir: &Path) -> Result<(PathBuf, Option<OwnedFd>)> {
     Ok((p, Some(fd)))
 }
 
-/// Descriptors to join a cgroup with, written with "0" by the joiner, one
-/// per hierarchy: a v1 directory's `tasks`, the cgroup2 directory's
-/// `cgroup.procs`.
-///
-/// Every joiner is a single-threaded husk process (boot before its exec, a
-/// container's init or exec'd process, a stand-in), so moving its one thread
-/// (`tasks`) moves the process. It also spares the wait that `cgroup.procs`
-/// costs: a process move takes the kernel's global threadgroup lock for
-/// writing, whose first writer after a quiet spell waits for an RCU grace
-/// period (8-16 ms on the benchmark machine); moving the caller's own
-/// thread does not take it. cgroup2 has no such door (`cgroup.threads`
-/// moves threads only within a threaded domain): there a child is born
-/// into the cgroup (CLONE_INTO_CGROUP) where it can be.
-pub fn cgroup_procs(cg: &CgroupPath) -> Result<Vec<OwnedFd>> {
-    cg.dirs
-        .iter()
-        .map(|d| {
-            let p = d.path.join(if d.v2 { "cgroup.procs" } else { "tasks" });
-            crate::sys::fd::open(&p, libc::O_WRONLY, 0)
-                .map_err(|e| Error::Sandbox(format!("open {}: {}", p.display(), errno_text(&e))))
-        })
-        .collect()
-}
-
-fn cgroup_v2_dir(cg: &CgroupPath) -> Result<Option<OwnedFd>> {
-    cg.dirs
-        .iter()
-        .find(|d| d.v2)
-        .map(|d| {
-            crate::sys::fd::open(&d.path, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| {
-                Error::Sandbox(format!("open {}: {}", d.path.display(), errno_text(&e)))
-            })
-        })
-        .transpose()
+/// How a process joins `cg` (`husk_cgroups::JoinFds`: v1 `tasks` files,
+/// the cgroup2 directory to be born into and its `cgroup.procs`), opened
+/// here with the caller's credentials.
+pub fn cgroup_join(cg: &CgroupPath) -> Result<JoinFds> {
+    Ok(cg.join_fds()?)
 }
 
 impl Sandbox {
@@ -245,12 +216,11 @@ impl Sandbox {
         args.extend(log_args);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let argv = husk_argv(cfg, "boot", &args);
-        // v1 hierarchies are joined by writing `tasks` (the v2 one by
-        // being born into it).
-        let v1_procs: Vec<OwnedFd> = cgroup_procs(&CgroupPath {
-            dirs: plan.cgroup.dirs.iter().filter(|d| !d.v2).cloned().collect(),
-        })?;
-        let v2 = cgroup_v2_dir(plan.cgroup)?;
+        // v1 hierarchies are joined by writing `tasks`, the v2 one by
+        // being born into it.
+        let join = cgroup_join(plan.cgroup)?;
+        let v1_procs = join.tasks;
+        let v2 = join.v2.map(|v| v.dir);
         let BootPlan {
             birth,
             id_maps,

@@ -19,7 +19,7 @@ use std::os::unix::net::UnixStream;
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::cgroups::CgroupPath;
+use crate::cgroups::{CgroupPath, JoinFds};
 use crate::error::{Error, Result};
 use crate::sys::process::{close_fds_except, exit_now, pidfd_open, pidfd_send_signal, Forked};
 
@@ -62,7 +62,7 @@ pub struct StandIn<'a> {
 
 /// Fork a stand-in; returns its pid (in our pid namespace).
 pub fn spawn(s: StandIn<'_>) -> Result<i32> {
-    let procs = super::cgroup_procs(s.cgroup)?;
+    let join = super::cgroup_join(s.cgroup)?;
     let own_pidns = match &s.sandbox_pidns {
         Some(ns) => {
             let own = pidfd_open(nix::unistd::getpid())
@@ -83,7 +83,17 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
     // expect the moment its pid file exists.
     let (ready_r, ready_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::os("pipe", e))?;
-    let forked = crate::sys::process::fork_into(0, None);
+    // Born into the cgroup2 directory where the kernel lets us (see
+    // `husk_cgroups::JoinFds`); the child writes cgroup.procs otherwise.
+    let (forked, born_in_v2) = match join.v2_dir() {
+        Some(dir) => match crate::sys::process::fork_into(0, Some(dir)) {
+            Err(e) if JoinFds::birth_refused(&e) => {
+                (crate::sys::process::fork_into(0, None), false)
+            }
+            r => (r, true),
+        },
+        None => (crate::sys::process::fork_into(0, None), false),
+    };
     if let Some(own) = &own_pidns {
         if !matches!(forked, Ok(Forked::Child)) {
             let _ = nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID);
@@ -116,10 +126,8 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
             // Hold none of the caller's stdio: clients read it to its end.
             crate::sys::process::stdio_to_null();
             let _ = nix::sys::prctl::set_dumpable(false);
-            for fd in &procs {
-                let _ = nix::unistd::write(fd, b"0");
-            }
-            drop(procs);
+            let _ = join.join_self(born_in_v2);
+            drop(join);
             // While our /proc is still the host's.
             crate::sys::memory::trim_idle();
             let mut enter = super::STANDIN_NAMESPACES

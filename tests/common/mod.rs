@@ -399,3 +399,20 @@ pub fn assert_one_line(stderr: &str) {
     assert_eq!(lines.len(), 1, "expected one error line, got: {stderr:?}");
     assert!(lines[0].starts_with("husk: "), "{stderr:?}");
 }
+
+/// Assert that process `pid` (seen from the host) is in container `id`'s
+/// own cgroup in the memory hierarchy and in cgroup2 (husk's default
+/// cgroup path ends in the id), not in its sandbox's.
+pub fn assert_in_own_cgroup(pid: i64, id: &str) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for want in [":memory:", "0::"] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(want))
+            .unwrap_or_else(|| panic!("no {want} line in /proc/{pid}/cgroup:\n{text}"));
+        assert!(
+            line.ends_with(&format!("/{id}")),
+            "process {pid} is not in {id}'s cgroup: {line}"
+        );
+    }
+}

@@ -8,7 +8,7 @@
 //! state file can carry it to `delete`.
 //!
 //! Life cycle: [`resolve`] → [`CgroupPath::create`] → [`CgroupPath::apply`] →
-//! [`CgroupPath::add_pid`] → ... → [`CgroupPath::destroy`].
+//! [`CgroupPath::add_pid`] or [`CgroupPath::join_fds`] → ... → [`CgroupPath::destroy`].
 //!
 //! Directory ownership: only the leaf directory of each hierarchy is tracked
 //! ([`CgroupDir::created`]). Intermediate directories that `create` had to make (for example
@@ -41,7 +41,8 @@ mod host_tests;
 
 use std::fs::{self, DirBuilder};
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -143,6 +144,89 @@ pub struct CgroupDir {
 impl CgroupDir {
     fn has(&self, controller: &str) -> bool {
         self.controllers.iter().any(|c| c == controller)
+    }
+}
+
+/// How a process puts itself into a container's cgroup: descriptors opened
+/// by the runtime (the kernel checks a move against the credentials of the
+/// file's opener, so a joiner with fewer privileges, such as boot in a user
+/// namespace, can still use them) and used by the joiner on itself.
+///
+/// A v1 hierarchy is joined by writing "0" into its `tasks` file: every
+/// joiner is single-threaded, so moving its one thread moves the process,
+/// and unlike `cgroup.procs` this does not take the kernel's global
+/// threadgroup lock for writing, whose first writer after a quiet spell
+/// waits for an RCU grace period (8-16 ms on the benchmark machine).
+/// cgroup2 has no such door (`cgroup.threads` moves threads only within a
+/// threaded subtree): there the joiner is born into the directory
+/// (`clone3`'s `CLONE_INTO_CGROUP`, which takes that lock only for
+/// reading), and writes `cgroup.procs` only if the kernel refuses that.
+#[derive(Debug, Default)]
+pub struct JoinFds {
+    /// Each v1 hierarchy's `tasks` file, open for writing.
+    pub tasks: Vec<OwnedFd>,
+    pub v2: Option<Cgroup2Fds>,
+}
+
+/// The cgroup2 part of [`JoinFds`].
+#[derive(Debug)]
+pub struct Cgroup2Fds {
+    /// The directory (`O_PATH`), to be born into.
+    pub dir: OwnedFd,
+    /// Its `cgroup.procs`, open for writing.
+    pub procs: OwnedFd,
+}
+
+impl JoinFds {
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty() && self.v2.is_none()
+    }
+
+    pub fn try_clone(&self) -> io::Result<JoinFds> {
+        Ok(JoinFds {
+            tasks: self
+                .tasks
+                .iter()
+                .map(OwnedFd::try_clone)
+                .collect::<io::Result<_>>()?,
+            v2: self
+                .v2
+                .as_ref()
+                .map(|v| {
+                    Ok::<_, io::Error>(Cgroup2Fds {
+                        dir: v.dir.try_clone()?,
+                        procs: v.procs.try_clone()?,
+                    })
+                })
+                .transpose()?,
+        })
+    }
+
+    /// Whether clone3 refused `CLONE_INTO_CGROUP` for want of permission
+    /// or visibility (a caller in a user namespace, or in a cgroup
+    /// namespace that an `nsdelegate` mount makes a boundary): the child
+    /// can still join by writing `cgroup.procs` through a descriptor its
+    /// parent got from a more privileged opener.
+    pub fn birth_refused(e: &io::Error) -> bool {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EPERM | libc::EACCES | libc::ENOENT | libc::EBUSY | libc::EOPNOTSUPP)
+        )
+    }
+
+    /// The cgroup2 directory to be born into, if any.
+    pub fn v2_dir(&self) -> Option<BorrowedFd<'_>> {
+        self.v2.as_ref().map(|v| v.dir.as_fd())
+    }
+
+    /// Put the calling (single-threaded) process into the cgroup: every
+    /// v1 hierarchy, and cgroup2 unless it was born there (`born_in_v2`).
+    pub fn join_self(&self, born_in_v2: bool) -> io::Result<()> {
+        let v2 = self.v2.as_ref().filter(|_| !born_in_v2).map(|v| &v.procs);
+        for fd in self.tasks.iter().chain(v2) {
+            nix::unistd::write(fd, b"0")?;
+        }
+        Ok(())
     }
 }
 
@@ -366,6 +450,36 @@ impl CgroupPath {
             util::write(&d.path.join("cgroup.procs"), &s)?;
         }
         Ok(())
+    }
+
+    /// The descriptors a process uses to put itself into this cgroup
+    /// ([`JoinFds`]), opened now with this process's credentials.
+    pub fn join_fds(&self) -> Result<JoinFds> {
+        let open = |path: PathBuf, flags: i32, write: bool| -> Result<OwnedFd> {
+            fs::OpenOptions::new()
+                .read(!write)
+                .write(write)
+                .custom_flags(flags | libc::O_CLOEXEC)
+                .open(&path)
+                .map(OwnedFd::from)
+                .map_err(|err| CgroupError::Io {
+                    op: "open",
+                    path,
+                    err,
+                })
+        };
+        let mut fds = JoinFds::default();
+        for d in &self.dirs {
+            if d.v2 {
+                fds.v2 = Some(Cgroup2Fds {
+                    dir: open(d.path.clone(), libc::O_PATH | libc::O_DIRECTORY, false)?,
+                    procs: open(d.path.join("cgroup.procs"), 0, true)?,
+                });
+            } else {
+                fds.tasks.push(open(d.path.join("tasks"), 0, true)?);
+            }
+        }
+        Ok(fds)
     }
 
     fn freezer(&self) -> Result<Freezer> {

@@ -155,12 +155,15 @@ pub struct CreateFds {
     /// Descriptors the process gets at 3, 4, ... (`--preserve-fds`).
     #[serde(default)]
     pub preserved: Vec<usize>,
-    /// `tasks` (v1) or `cgroup.procs` (v2) of each of the container's cgroup directories, opened
-    /// for writing on the host: the init (and every process exec'd into
-    /// the container later) writes itself into them. Empty when the
-    /// container shares boot's cgroup (the root container).
+    /// How the init (and every process exec'd into the container later)
+    /// joins the container's cgroup, opened on the host
+    /// (`husk_cgroups::JoinFds`): each v1 hierarchy's `tasks` file...
+    /// Empty when the container shares boot's cgroup (the root container).
     #[serde(default)]
     pub cgroup_procs: Vec<usize>,
+    /// ...and the cgroup2 directory and its `cgroup.procs`.
+    #[serde(default)]
+    pub cgroup2: Option<[usize; 2]>,
     /// A detached copy of the host's mount tree, only when the spec has
     /// createContainer hooks: their paths resolve in the runtime's
     /// namespace while they run in the container's.
@@ -198,10 +201,13 @@ pub struct ExecProcess {
     #[serde(default)]
     pub preserved: Vec<usize>,
     /// A sub-cgroup of the container's to run in (`exec --cgroup`), as
-    /// `tasks`/`cgroup.procs` descriptors opened on the host, replacing the
-    /// container's own.
+    /// descriptors opened on the host (`husk_cgroups::JoinFds`: v1 `tasks`
+    /// files here, the cgroup2 directory and `cgroup.procs` in `cgroup2`),
+    /// replacing the container's own.
     #[serde(default)]
     pub cgroup_procs: Vec<usize>,
+    #[serde(default)]
+    pub cgroup2: Option<[usize; 2]>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
