@@ -1417,7 +1417,9 @@ class Bench:
                     "\"$@\"'`: crun refuses this hybrid cgroup layout otherwise, and runc gets the same "
                     "treatment so the two see the same host. runsc runs with `--network=none "
                     "--platform=ptrace` (its kvm platform hangs here). Ratios are to plain runc; times are "
-                    "wall-clock as the calling process sees them.")
+                    "wall-clock as the calling process sees them. Where husk's time goes, what each speed "
+                    "change bought and what stands between husk and the kernel floor: "
+                    "[speed.md](speed.md).")
         head.append("")
         other = sum(o for _, _, o in self.other_load)
         busy = [(t, o / w) for t, w, o in self.other_load if w > 0 and o > 0.05 * w]
