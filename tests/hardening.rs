@@ -58,6 +58,26 @@ fn assert_responsive(env: &Env, id: &str, during: &str) {
     }
 }
 
+/// `n` connections to boot's socket, each parked in a Wait its client
+/// never reads.
+fn parked_waits(sock: &std::path::Path, id: &str, n: usize) -> Vec<UnixStream> {
+    (0..n)
+        .map(|_| {
+            let c = UnixStream::connect(sock).unwrap();
+            wire::send(
+                &c,
+                &Request::Wait {
+                    id: id.to_string(),
+                    kill_on_close: false,
+                },
+                &[],
+            )
+            .unwrap();
+            c
+        })
+        .collect()
+}
+
 fn raise_nofile() {
     let (_, hard) =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
@@ -100,20 +120,7 @@ fn control_plane_survives_slow_stuck_and_hostile_clients() {
 
     // 2,000 parked waits, never polled by their clients.
     let t0 = cpu_ticks(boot);
-    let mut parked = Vec::new();
-    for _ in 0..2000 {
-        let c = UnixStream::connect(&sock).unwrap();
-        wire::send(
-            &c,
-            &Request::Wait {
-                id: id.clone(),
-                kill_on_close: false,
-            },
-            &[],
-        )
-        .unwrap();
-        parked.push(c);
-    }
+    let mut parked = parked_waits(&sock, &id, 2000);
     std::thread::sleep(Duration::from_millis(500));
     assert_responsive(&env, &id, "2,000 parked waits");
     // 10,000 garbage frames, each on its own connection.
@@ -172,20 +179,7 @@ fn boot_gives_back_descriptors_when_clients_go() {
     let boot = boot_pid(&env, &id);
     let sock = env.root.join(&id).join("sandbox.sock");
     let before = fd_count(boot);
-    let mut conns = Vec::new();
-    for _ in 0..1500 {
-        let c = UnixStream::connect(&sock).unwrap();
-        wire::send(
-            &c,
-            &Request::Wait {
-                id: id.clone(),
-                kill_on_close: false,
-            },
-            &[],
-        )
-        .unwrap();
-        conns.push(c);
-    }
+    let conns = parked_waits(&sock, &id, 1500);
     std::thread::sleep(Duration::from_millis(500));
     assert!(fd_count(boot) >= before + 1000, "waits are parked");
     drop(conns);

@@ -675,10 +675,9 @@ fn restore_pidns(boot: &Boot) -> Result<()> {
 
 /// Fork a container process (new namespaces `clone_flags`; `what` names
 /// the step in an error), born into the cgroup2 directory `cgroup` when
-/// the kernel allows it; the second value says whether it was (if not, the
-/// child joins by writing `cgroup.procs`: boot in a user namespace, or in
-/// a cgroup namespace that a host mounted with `nsdelegate` makes a
-/// boundary, may not place a child there itself). When boot has entered
+/// the kernel allows it (`sys::process::fork_preferably_into`; the second
+/// value says whether it was, else the child writes `cgroup.procs`). When
+/// boot has entered
 /// another pid namespace for it (`entered_pidns`), the parent goes back to
 /// its own at once, and a child it cannot leave behind is killed.
 fn fork_child(
@@ -688,21 +687,15 @@ fn fork_child(
     what: &str,
     cgroup: Option<BorrowedFd<'_>>,
 ) -> Result<(crate::sys::process::Forked, bool)> {
-    use crate::sys::process::{fork_into, pidfd_send_signal, Forked};
-    let (forked, born_in) = match cgroup {
-        Some(cg) => match fork_into(clone_flags, Some(cg)) {
-            Err(e) if JoinFds::birth_refused(&e) => (fork_into(clone_flags, None), false),
-            r => (r, true),
-        },
-        None => (fork_into(clone_flags, None), false),
-    };
-    if entered_pidns && !matches!(forked, Ok(Forked::Child)) {
+    use crate::sys::process::{fork_preferably_into, pidfd_send_signal, Forked};
+    let forked = fork_preferably_into(clone_flags, cgroup);
+    if entered_pidns && !matches!(forked, Ok((Forked::Child, _))) {
         if let Err(e) = restore_pidns(boot) {
-            if let Ok(Forked::Parent { pidfd, .. }) = &forked {
+            if let Ok((Forked::Parent { pidfd, .. }, _)) = &forked {
                 let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             }
             return Err(e);
         }
     }
-    forked.map(|f| (f, born_in)).map_err(|e| Error::os(what, e))
+    forked.map_err(|e| Error::os(what, e))
 }

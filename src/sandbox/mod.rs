@@ -614,10 +614,7 @@ impl Mounts {
             Ok(())
         };
         // Forked, not exec'd: the request is already in its memory. It
-        // keeps only its end of the socket (and the log files), and its
-        // caller's answer to whether husk runs rootless, decided here
-        // before it joins any user namespace (`ids::is_host_root`).
-        let _ = crate::config::rootless();
+        // keeps only its end of the socket (and the log files).
         let keep: Vec<RawFd> = std::iter::once(theirs.as_raw_fd())
             .chain(crate::logging::log_fds().iter().copied())
             .collect();

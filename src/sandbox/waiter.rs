@@ -19,7 +19,7 @@ use std::os::unix::net::UnixStream;
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::cgroups::{CgroupPath, JoinFds};
+use crate::cgroups::CgroupPath;
 use crate::error::{Error, Result};
 use crate::sys::process::{close_fds_except, exit_now, pidfd_open, pidfd_send_signal, Forked};
 
@@ -83,23 +83,16 @@ pub fn spawn(s: StandIn<'_>) -> Result<i32> {
     // expect the moment its pid file exists.
     let (ready_r, ready_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::os("pipe", e))?;
-    // Born into the cgroup2 directory where the kernel lets us (see
-    // `husk_cgroups::JoinFds`); the child writes cgroup.procs otherwise.
-    let (forked, born_in_v2) = match join.v2_dir() {
-        Some(dir) => match crate::sys::process::fork_into(0, Some(dir)) {
-            Err(e) if JoinFds::birth_refused(&e) => {
-                (crate::sys::process::fork_into(0, None), false)
-            }
-            r => (r, true),
-        },
-        None => (crate::sys::process::fork_into(0, None), false),
-    };
+    // Born into the cgroup2 directory where the kernel lets us; the child
+    // writes cgroup.procs otherwise.
+    let forked = crate::sys::process::fork_preferably_into(0, join.v2_dir());
     if let Some(own) = &own_pidns {
-        if !matches!(forked, Ok(Forked::Child)) {
+        if !matches!(forked, Ok((Forked::Child, _))) {
             let _ = nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID);
         }
     }
-    match forked.map_err(|e| Error::os("fork stand-in", e))? {
+    let (forked, born_in_v2) = forked.map_err(|e| Error::os("fork stand-in", e))?;
+    match forked {
         Forked::Parent { pid, pidfd } => {
             drop(ready_w);
             let mut fds = [

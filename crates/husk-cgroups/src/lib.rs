@@ -160,7 +160,8 @@ impl CgroupDir {
 /// cgroup2 has no such door (`cgroup.threads` moves threads only within a
 /// threaded subtree): there the joiner is born into the directory
 /// (`clone3`'s `CLONE_INTO_CGROUP`, which takes that lock only for
-/// reading), and writes `cgroup.procs` only if the kernel refuses that.
+/// reading; `husk_sys::process::fork_preferably_into`), and writes
+/// `cgroup.procs` only if the kernel refuses that.
 #[derive(Debug, Default)]
 pub struct JoinFds {
     /// Each v1 hierarchy's `tasks` file, open for writing.
@@ -200,18 +201,6 @@ impl JoinFds {
                 })
                 .transpose()?,
         })
-    }
-
-    /// Whether clone3 refused `CLONE_INTO_CGROUP` for want of permission
-    /// or visibility (a caller in a user namespace, or in a cgroup
-    /// namespace that an `nsdelegate` mount makes a boundary): the child
-    /// can still join by writing `cgroup.procs` through a descriptor its
-    /// parent got from a more privileged opener.
-    pub fn birth_refused(e: &io::Error) -> bool {
-        matches!(
-            e.raw_os_error(),
-            Some(libc::EPERM | libc::EACCES | libc::ENOENT | libc::EBUSY | libc::EOPNOTSUPP)
-        )
     }
 
     /// The cgroup2 directory to be born into, if any.

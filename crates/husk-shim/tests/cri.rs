@@ -465,32 +465,9 @@ async fn scenario(lab: &Lab, handler: &str) -> Outcomes {
             out,
             "shim SIGKILLed: containerd cleans up",
             async {
-                let cfg = lab.pod_config("crash", false);
-                let cuid = cfg
-                    .metadata
-                    .as_ref()
-                    .map(|m| m.uid.clone())
-                    .unwrap_or_default();
-                uids.push(cuid.clone());
-                let pod = lab.run_pod(handler, &cfg).await?;
-                pods.push(pod.clone());
-                let mut ids = Vec::new();
-                for n in ["one", "two"] {
-                    ids.push(
-                        lab.create_start(
-                            &pod,
-                            &cfg,
-                            lab.container_config(n, &["sleep", "100000"], 0, false),
-                        )
-                        .await?,
-                    );
-                }
-                let marker = if lab.pause_is_busybox {
-                    "sleep"
-                } else {
-                    "pause"
-                };
-                let pause = lab.process_of(&cuid, &pod, marker)?;
+                let (pod, ids, pause) =
+                    sleeping_pod(lab, handler, "crash", &mut uids, &mut pods).await?;
+                let cuid = uids.last().cloned().unwrap_or_default();
                 let shim = ancestor(pause, |comm, _| comm.starts_with("containerd-shim"))
                     .ok_or("no shim above the pause process")?;
                 kill9(shim);
@@ -512,32 +489,9 @@ async fn scenario(lab: &Lab, handler: &str) -> Outcomes {
             out,
             "boot SIGKILLed: every exit reported",
             async {
-                let cfg = lab.pod_config("bootkill", false);
-                let buid = cfg
-                    .metadata
-                    .as_ref()
-                    .map(|m| m.uid.clone())
-                    .unwrap_or_default();
-                uids.push(buid.clone());
-                let pod = lab.run_pod(handler, &cfg).await?;
-                pods.push(pod.clone());
-                let mut ids = Vec::new();
-                for n in ["one", "two"] {
-                    ids.push(
-                        lab.create_start(
-                            &pod,
-                            &cfg,
-                            lab.container_config(n, &["sleep", "100000"], 0, false),
-                        )
-                        .await?,
-                    );
-                }
-                let marker = if lab.pause_is_busybox {
-                    "sleep"
-                } else {
-                    "pause"
-                };
-                let pause = lab.process_of(&buid, &pod, marker)?;
+                let (pod, ids, pause) =
+                    sleeping_pod(lab, handler, "bootkill", &mut uids, &mut pods).await?;
+                let buid = uids.last().cloned().unwrap_or_default();
                 let boot = ancestor(pause, |_, cmd| cmd.contains(" boot "))
                     .ok_or("no husk boot above the pause process")?;
                 kill9(boot);
@@ -876,6 +830,45 @@ fn bounded(mut c: std::process::Command, stdin: Option<&str>) -> Result<(i32, St
         String::from_utf8_lossy(&o.stderr)
     );
     Ok((o.status.code().unwrap_or(-1), text))
+}
+
+/// A pod of two `sleep` containers, for the checks that kill its shim or
+/// boot: its id, its containers' ids and the pid of its pause process. Its
+/// uid and id are recorded for cleanup as soon as they exist.
+async fn sleeping_pod(
+    lab: &Lab,
+    handler: &str,
+    name: &str,
+    uids: &mut Vec<String>,
+    pods: &mut Vec<String>,
+) -> Result<(String, Vec<String>, i32), String> {
+    let cfg = lab.pod_config(name, false);
+    let uid = cfg
+        .metadata
+        .as_ref()
+        .map(|m| m.uid.clone())
+        .unwrap_or_default();
+    uids.push(uid.clone());
+    let pod = lab.run_pod(handler, &cfg).await?;
+    pods.push(pod.clone());
+    let mut ids = Vec::new();
+    for n in ["one", "two"] {
+        ids.push(
+            lab.create_start(
+                &pod,
+                &cfg,
+                lab.container_config(n, &["sleep", "100000"], 0, false),
+            )
+            .await?,
+        );
+    }
+    let marker = if lab.pause_is_busybox {
+        "sleep"
+    } else {
+        "pause"
+    };
+    let pause = lab.process_of(&uid, &pod, marker)?;
+    Ok((pod, ids, pause))
 }
 
 /// The nearest ancestor of `pid` (comm, command line) that `is` says yes to.

@@ -14,28 +14,33 @@ pub fn is_initial_map(text: &str) -> bool {
     lines.next().is_none() && first == ["0", "0", "4294967295"]
 }
 
-/// Whether the calling process lives in the initial user namespace.
-pub fn in_initial_userns() -> bool {
-    static INITIAL: OnceLock<bool> = OnceLock::new();
-    *INITIAL.get_or_init(|| {
-        std::fs::read_to_string("/proc/self/uid_map")
+/// Who this program image is, decided once, at the first question: (lives
+/// in the initial user namespace, is root there). Both answers come from
+/// the same moment, so a helper forked from the CLI (the gofer) that later
+/// joins a user namespace and becomes root there keeps its caller's
+/// answers if the caller had asked, and gets the right ones otherwise.
+fn identity() -> (bool, bool) {
+    static IDENTITY: OnceLock<(bool, bool)> = OnceLock::new();
+    *IDENTITY.get_or_init(|| {
+        let initial = std::fs::read_to_string("/proc/self/uid_map")
             .map(|t| is_initial_map(&t))
             // Without /proc there is no telling; assume the common case.
-            .unwrap_or(true)
+            .unwrap_or(true);
+        (initial, initial && nix::unistd::geteuid().is_root())
     })
+}
+
+/// Whether the calling process lives in the initial user namespace.
+pub fn in_initial_userns() -> bool {
+    identity().0
 }
 
 /// Whether the calling process is root of the initial user namespace: the
 /// only caller whose capabilities reach the whole host. Anyone else (a
 /// normal user, or root of a user namespace such as rootless podman's) is
 /// rootless.
-///
-/// Decided once per program image: a helper forked from the CLI (the gofer)
-/// keeps its caller's answer even after it has joined a user namespace and
-/// become root there, since what it may do on the host is its caller's.
 pub fn is_host_root() -> bool {
-    static HOST_ROOT: OnceLock<bool> = OnceLock::new();
-    *HOST_ROOT.get_or_init(|| nix::unistd::geteuid().is_root() && in_initial_userns())
+    identity().1
 }
 
 #[cfg(test)]

@@ -94,6 +94,32 @@ pub fn fork_into(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Fo
     }
 }
 
+/// [`fork_into`] the cgroup2 directory `cgroup` where the kernel lets this
+/// process place a child there, and outside it where it refuses (EPERM,
+/// EACCES, ENOENT, EBUSY, EOPNOTSUPP: a caller in a user namespace, or in a
+/// cgroup namespace that an `nsdelegate` mount makes a boundary); the
+/// second value says whether the child was born there. A child born
+/// outside can still join through a descriptor of `cgroup.procs` that a
+/// more privileged process opened (`husk_cgroups::JoinFds`).
+pub fn fork_preferably_into(
+    ns_flags: u64,
+    cgroup: Option<BorrowedFd<'_>>,
+) -> io::Result<(Forked, bool)> {
+    if let Some(cg) = cgroup {
+        match fork_into(ns_flags, Some(cg)) {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(
+                        libc::EPERM | libc::EACCES | libc::ENOENT | libc::EBUSY | libc::EOPNOTSUPP
+                    )
+                ) => {}
+            r => return r.map(|f| (f, true)),
+        }
+    }
+    fork_into(ns_flags, None).map(|f| (f, false))
+}
+
 /// A user namespace with the given uid_map/gid_map lines, as a descriptor
 /// (for ID-mapped mounts): a child is forked into a new user namespace, its
 /// maps written, its namespace opened, and the child killed.

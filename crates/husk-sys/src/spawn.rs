@@ -187,92 +187,49 @@ pub fn spawn_husk(exe: Exe<'_>, argv: &[String], how: Spawn<'_>) -> io::Result<C
         .collect::<io::Result<_>>()?;
     let mut env_p: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     env_p.push(std::ptr::null());
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
-    // The child reports why it could not exec here; a successful exec
-    // closes it (close-on-exec) with nothing written.
-    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let Spawn {
-        keep,
-        stdin,
-        stdout,
-        clone_flags,
-        cgroup,
-        setup,
-    } = how;
-    match fork_into(clone_flags, cgroup)? {
-        Forked::Child => {
-            drop(err_r);
-            let fail = |msg: &str| -> ! {
-                let _ = nix::unistd::write(&err_w, msg.as_bytes());
-                exit_now(127)
-            };
-            // The caller may have signals blocked (run, exec); the helper
-            // starts with a clean mask.
-            let _ = nix::sys::signal::sigprocmask(
-                nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                Some(&nix::sys::signal::SigSet::empty()),
-                None,
-            );
-            if let Some(setup) = setup {
-                if let Err(msg) = setup() {
-                    fail(&msg);
+    start_helper(how, |keep, err_w| {
+        let fail = |msg: &str| -> ! {
+            let _ = nix::unistd::write(&err_w, msg.as_bytes());
+            exit_now(127)
+        };
+        let sealed_here;
+        let exe = match exe {
+            Exe::Sealed(fd) => fd,
+            Exe::SealInChild(image) => match image.seal() {
+                Ok(fd) => {
+                    sealed_here = fd;
+                    &sealed_here
                 }
-            }
-            let sealed_here;
-            let exe = match exe {
-                Exe::Sealed(fd) => fd,
-                Exe::SealInChild(image) => match image.seal() {
-                    Ok(fd) => {
-                        sealed_here = fd;
-                        &sealed_here
-                    }
-                    Err(e) => fail(&format!(
-                        "open husk binary {} as a read-only mount: {}",
-                        image.path.display(),
-                        crate::errno_text(&e)
-                    )),
-                },
-            };
-            if stdin == Stdio::Null {
-                let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
-            }
-            if stdout == Stdio::Null {
-                let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
-            }
-            let mut keep_all = keep.to_vec();
-            keep_all.push(exe.as_raw_fd());
-            keep_all.push(err_w.as_raw_fd());
-            close_fds_except(&keep_all);
-            // SAFETY: argv/envp are NUL-terminated arrays of valid C
-            // strings that live until execveat replaces this process.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_execveat,
-                    exe.as_raw_fd(),
-                    c"".as_ptr(),
-                    argv_p.as_ptr(),
-                    env_p.as_ptr(),
-                    libc::AT_EMPTY_PATH,
-                )
-            };
-            fail(&format!(
-                "exec husk: {}",
-                crate::errno_text(&io::Error::last_os_error())
-            ))
-        }
-        Forked::Parent { pid, pidfd } => {
-            drop(err_w);
-            Ok(ChildProc {
-                pid,
-                pidfd,
-                status: None,
-                startup: Some(err_r),
-            })
-        }
-    }
+                Err(e) => fail(&format!(
+                    "open husk binary {} as a read-only mount: {}",
+                    image.path.display(),
+                    crate::errno_text(&e)
+                )),
+            },
+        };
+        // The error pipe stays open (close-on-exec): a successful exec
+        // closes it with nothing written.
+        let mut keep_all = keep.to_vec();
+        keep_all.push(exe.as_raw_fd());
+        keep_all.push(err_w.as_raw_fd());
+        close_fds_except(&keep_all);
+        // SAFETY: argv/envp are NUL-terminated arrays of valid C
+        // strings that live until execveat replaces this process.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                exe.as_raw_fd(),
+                c"".as_ptr(),
+                argv_p.as_ptr(),
+                env_p.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        fail(&format!(
+            "exec husk: {}",
+            crate::errno_text(&io::Error::last_os_error())
+        ))
+    })
 }
 
 /// Fork (clone3 into `how.clone_flags` and `how.cgroup`) a helper that
@@ -283,6 +240,19 @@ pub fn spawn_husk(exe: Exe<'_>, argv: &[String], how: Spawn<'_>) -> io::Result<C
 /// with the code `child` returns. Fails if the process has more than one
 /// thread.
 pub fn fork_helper(how: Spawn<'_>, child: impl FnOnce() -> i32) -> io::Result<ChildProc> {
+    start_helper(how, |keep, _err_w| {
+        // The error pipe and /dev/null go with the rest.
+        close_fds_except(keep);
+        exit_now(child())
+    })
+}
+
+/// What starting either kind of helper shares: clone3 as `how` says; in
+/// the child a clean signal mask (the caller may have signals blocked),
+/// `how.setup`, stdin/stdout as asked, then `rest` (which execs or exits)
+/// with the descriptors to keep and the pipe on which to say why it failed. The parent gets the
+/// child with that pipe's reading end ([`ChildProc::startup_error`]).
+fn start_helper(how: Spawn<'_>, rest: impl FnOnce(&[RawFd], OwnedFd)) -> io::Result<ChildProc> {
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -316,9 +286,10 @@ pub fn fork_helper(how: Spawn<'_>, child: impl FnOnce() -> i32) -> io::Result<Ch
             if stdout == Stdio::Null {
                 let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
             }
-            // The error pipe and /dev/null go with the rest.
-            close_fds_except(keep);
-            exit_now(child())
+            drop(null);
+            rest(keep, err_w);
+            // `rest` execs or exits; should it return, the child ends here.
+            exit_now(127)
         }
         Forked::Parent { pid, pidfd } => {
             drop(err_w);
